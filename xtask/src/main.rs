@@ -129,10 +129,18 @@ fn ensure_target() -> Result<()> {
         .args(["target", "list", "--installed"])
         .output();
     match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) => Ok(()),
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET) =>
+        {
+            Ok(())
+        }
         Ok(_) => {
             eprintln!("installing the {TARGET} target (rustup target add {TARGET})");
-            let status = Command::new("rustup").args(["target", "add", TARGET]).status()?;
+            let status = Command::new("rustup")
+                .args(["target", "add", TARGET])
+                .status()?;
             if status.success() {
                 Ok(())
             } else {
@@ -163,8 +171,11 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn package_name(dir: &Path) -> Result<String> {
     let path = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: DocumentMut = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: DocumentMut = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
     Ok(doc["package"]["name"]
         .as_str()
         .with_context(|| format!("{} has no package.name", path.display()))?

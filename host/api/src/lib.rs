@@ -135,7 +135,10 @@ mod tests {
 
     #[tokio::test]
     async fn health_reports_the_policy_version_and_no_plugins_when_none_are_loaded() {
-        let state = AppState::new(Runtime::new(RuntimeConfig::default()).unwrap(), Some("abc".into()));
+        let state = AppState::new(
+            Runtime::new(RuntimeConfig::default()).unwrap(),
+            Some("abc".into()),
+        );
         let response = router(state)
             .oneshot(Request::get("/health").body(Body::empty()).unwrap())
             .await

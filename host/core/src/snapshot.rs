@@ -112,9 +112,13 @@ impl HcpSnapshot {
             time_zone: time_zone.clone().filter(|_| keep(HcpField::TimeZone)),
             language: language.clone().filter(|_| keep(HcpField::Language)),
             tags: tags.clone().filter(|_| keep(HcpField::Tags)),
-            journey_stage: journey_stage.clone().filter(|_| keep(HcpField::JourneyStage)),
+            journey_stage: journey_stage
+                .clone()
+                .filter(|_| keep(HcpField::JourneyStage)),
             engagement: engagement.clone().filter(|_| keep(HcpField::Engagement)),
-            assigned_reps: assigned_reps.clone().filter(|_| keep(HcpField::AssignedReps)),
+            assigned_reps: assigned_reps
+                .clone()
+                .filter(|_| keep(HcpField::AssignedReps)),
             email: email.clone().filter(|_| keep(HcpField::Email)),
             phone: phone.clone().filter(|_| keep(HcpField::Phone)),
             wechat_id: wechat_id.clone().filter(|_| keep(HcpField::WechatId)),

@@ -186,14 +186,23 @@ struct Metadata {
     dispatch_id: String,
 }
 
-async fn messages(State(sink): State<Arc<Sink>>, _headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn messages(
+    State(sink): State<Arc<Sink>>,
+    _headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     sink.requests.fetch_add(1, Ordering::SeqCst);
     let failing = sink
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     if failing {
-        return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], "try again later").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            "try again later",
+        )
+            .into_response();
     }
     let raw: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -202,7 +211,13 @@ async fn messages(State(sink): State<Arc<Sink>>, _headers: HeaderMap, body: axum
     lock(&sink.bodies).push(raw.clone());
     let batch: Batch = match serde_json::from_value(raw) {
         Ok(b) => b,
-        Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, format!("invalid batch: {e}")).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid batch: {e}"),
+            )
+                .into_response();
+        }
     };
     let mut results = Vec::with_capacity(batch.messages.len());
     for m in batch.messages {
@@ -264,10 +279,16 @@ mod tests {
     #[test]
     fn a_replayed_idempotency_key_is_answered_but_not_delivered_again() {
         let sink = MailSink::start().unwrap();
-        let (s1, r1) = post(&sink, json!({"messages": [message("k1", "h1"), message("k2", "h2")]}));
+        let (s1, r1) = post(
+            &sink,
+            json!({"messages": [message("k1", "h1"), message("k2", "h2")]}),
+        );
         let (s2, r2) = post(&sink, json!({"messages": [message("k1", "h1")]}));
         assert_eq!((s1, s2), (200, 200));
-        assert_eq!(r1["results"][0]["message_id"], r2["results"][0]["message_id"]);
+        assert_eq!(
+            r1["results"][0]["message_id"],
+            r2["results"][0]["message_id"]
+        );
         assert_eq!(sink.delivered().len(), 2);
         assert_eq!(sink.per_hcp()["h1"], 1);
     }
@@ -276,8 +297,14 @@ mod tests {
     fn failing_requests_get_503_then_service_resumes() {
         let sink = MailSink::start().unwrap();
         sink.fail_next(1);
-        assert_eq!(post(&sink, json!({"messages": [message("k1", "h1")]})).0, 503);
-        assert_eq!(post(&sink, json!({"messages": [message("k1", "h1")]})).0, 200);
+        assert_eq!(
+            post(&sink, json!({"messages": [message("k1", "h1")]})).0,
+            503
+        );
+        assert_eq!(
+            post(&sink, json!({"messages": [message("k1", "h1")]})).0,
+            200
+        );
         assert_eq!(sink.requests(), 2);
         assert_eq!(sink.delivered().len(), 1);
     }

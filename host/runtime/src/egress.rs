@@ -123,14 +123,17 @@ impl WasiHttpHooks for EgressHooks {
                 return Err(HttpError::HttpRequestDenied);
             }
 
-            let body = Limited::new(body, usize::try_from(limits.max_request_bytes).unwrap_or(usize::MAX))
-                .collect()
-                .await
-                .map_err(|e| match e.downcast::<HttpError>() {
-                    Ok(inner) => *inner,
-                    Err(_) => HttpError::HttpRequestBodySize(Some(limits.max_request_bytes)),
-                })?
-                .to_bytes();
+            let body = Limited::new(
+                body,
+                usize::try_from(limits.max_request_bytes).unwrap_or(usize::MAX),
+            )
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<HttpError>() {
+                Ok(inner) => *inner,
+                Err(_) => HttpError::HttpRequestBodySize(Some(limits.max_request_bytes)),
+            })?
+            .to_bytes();
 
             let verdict = inspector.inspect(&EgressRequest {
                 plugin: &plugin,
@@ -157,7 +160,8 @@ impl WasiHttpHooks for EgressHooks {
 
             let request = http::Request::from_parts(parts, Full::new(body).map_err(|e| match e {}));
             let timeout = limits.http_timeout;
-            let clamp = |d: Option<std::time::Duration>| Some(d.map_or(timeout, |d| d.min(timeout)));
+            let clamp =
+                |d: Option<std::time::Duration>| Some(d.map_or(timeout, |d| d.min(timeout)));
             let options = RequestOptions {
                 connect_timeout: clamp(options.and_then(|o| o.connect_timeout)),
                 first_byte_timeout: clamp(options.and_then(|o| o.first_byte_timeout)),

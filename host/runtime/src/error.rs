@@ -149,3 +149,8 @@ pub enum CallFailure {
         message: String,
     },
 }
+
+/// The runtime could not start (engine, linker or epoch ticker).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the plugin runtime: {0}")]
+pub struct StartError(pub String);

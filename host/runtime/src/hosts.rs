@@ -92,11 +92,15 @@ impl FromStr for HostPattern {
             return Err("a bare `*` host would allow every host; list the hosts".into());
         } else if let Some(suffix) = host.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
-                return Err(format!("`{host}` is not a valid wildcard; use `*.example.com`"));
+                return Err(format!(
+                    "`{host}` is not a valid wildcard; use `*.example.com`"
+                ));
             }
             HostMatch::Subdomain(suffix.to_owned())
         } else if host.contains('*') {
-            return Err(format!("`*` may only stand first, as in `*.example.com`, not in `{host}`"));
+            return Err(format!(
+                "`*` may only stand first, as in `*.example.com`, not in `{host}`"
+            ));
         } else {
             HostMatch::Exact(host)
         };
@@ -111,7 +115,9 @@ impl FromStr for HostPattern {
             None => match scheme {
                 SchemePattern::Http => Some(80),
                 SchemePattern::Https => Some(443),
-                SchemePattern::Any => return Err("with scheme `*` give a port (a number or `*`)".into()),
+                SchemePattern::Any => {
+                    return Err("with scheme `*` give a port (a number or `*`)".into());
+                }
             },
         };
         Ok(HostPattern {

@@ -39,8 +39,14 @@ impl ComponentShape {
     /// Reads the shape of `component`.
     pub fn of(engine: &Engine, component: &Component) -> ComponentShape {
         let ty = component.component_type();
-        let mut imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
-        let mut exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+        let mut imports: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let mut exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         imports.sort();
         exports.sort();
         ComponentShape { imports, exports }
@@ -153,7 +159,10 @@ mod tests {
             .check_world(Path::new("x.wasm"), PluginKind::ChannelAdapter, WIT)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("built against `omnigate:plugin/delivery@0.2.0`"), "{err}");
+        assert!(
+            err.contains("built against `omnigate:plugin/delivery@0.2.0`"),
+            "{err}"
+        );
     }
 
     #[test]

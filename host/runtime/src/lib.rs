@@ -35,7 +35,7 @@ mod state;
 
 pub use bindings::{scoring, types};
 pub use egress::{AllowListed, EgressInspector, EgressRequest};
-pub use error::{CallError, CallFailure, LoadError};
+pub use error::{CallError, CallFailure, LoadError, StartError};
 pub use manifest::{Limits, Manifest, PluginKind};
 pub use plugin::{Outgoing, Plugin};
 pub use registry::Registry;

@@ -335,11 +335,7 @@ fn is_name(name: &str) -> bool {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count())
-        + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
 
@@ -383,8 +379,14 @@ batch_size = 50
         assert_eq!(m.name, "email-adapter");
         assert_eq!(m.kind, PluginKind::ChannelAdapter);
         assert_eq!(m.component_path, Path::new("/plugins/email/email.wasm"));
-        assert_eq!(m.sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
-        assert_eq!(m.hcp_fields, BTreeSet::from([HcpField::Name, HcpField::Email]));
+        assert_eq!(
+            m.sha256,
+            "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+        );
+        assert_eq!(
+            m.hcp_fields,
+            BTreeSet::from([HcpField::Name, HcpField::Email])
+        );
         assert_eq!(m.limits.memory_mib, 32);
         assert_eq!(m.limits.time, Duration::from_secs(5));
         assert_eq!(m.limits.http_timeout, Duration::from_secs(2));
@@ -402,7 +404,11 @@ batch_size = 50
     #[test]
     fn a_scoring_model_may_not_reach_the_network_or_see_contact_details() {
         let text = GOOD.replace("channel-adapter", "scoring-model");
-        assert!(parse(&text).unwrap_err().contains("a scoring-model is pure"));
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .contains("a scoring-model is pure")
+        );
         let text = text.replace(r#"["https://api.mail.example:443"]"#, "[]");
         assert!(
             parse(&text)
@@ -414,15 +420,47 @@ batch_size = 50
     #[test]
     fn bad_values_are_refused_with_what_was_expected() {
         let cases = [
-            ("name = \"email-adapter\"", "name = \"Email Adapter\"", "plugin name `Email Adapter`"),
-            ("omnigate:plugin@0.1.0", "omnigate:plugin@9.0.0", "unsupported wit `omnigate:plugin@9.0.0`"),
-            ("sha256 = \"ABCDEF", "sha256 = \"XYZ", "must be 64 hex digits"),
-            ("\"name\", \"email\"", "\"name\", \"ssn\"", "unknown HCP field `ssn`"),
+            (
+                "name = \"email-adapter\"",
+                "name = \"Email Adapter\"",
+                "plugin name `Email Adapter`",
+            ),
+            (
+                "omnigate:plugin@0.1.0",
+                "omnigate:plugin@9.0.0",
+                "unsupported wit `omnigate:plugin@9.0.0`",
+            ),
+            (
+                "sha256 = \"ABCDEF",
+                "sha256 = \"XYZ",
+                "must be 64 hex digits",
+            ),
+            (
+                "\"name\", \"email\"",
+                "\"name\", \"ssn\"",
+                "unknown HCP field `ssn`",
+            ),
             ("\"name\", \"email\"", "\"name\", \"name\"", "listed twice"),
-            ("memory_mib = 32", "memory_mib = 0", "limits.memory_mib is 0"),
-            ("time_ms = 5000", "time_ms = 999999", "limits.time_ms is 999999"),
-            ("https://api.mail.example:443", "ftp://x:21", "invalid entry `ftp://x:21`"),
-            ("batch_size = 50", "batch_size = [1]", "config key `batch_size` must be a string"),
+            (
+                "memory_mib = 32",
+                "memory_mib = 0",
+                "limits.memory_mib is 0",
+            ),
+            (
+                "time_ms = 5000",
+                "time_ms = 999999",
+                "limits.time_ms is 999999",
+            ),
+            (
+                "https://api.mail.example:443",
+                "ftp://x:21",
+                "invalid entry `ftp://x:21`",
+            ),
+            (
+                "batch_size = 50",
+                "batch_size = [1]",
+                "config key `batch_size` must be a string",
+            ),
         ];
         for (from, to, expected) in cases {
             let text = GOOD.replace(from, to);
@@ -435,6 +473,9 @@ batch_size = 50
     #[test]
     fn the_http_timeout_never_exceeds_the_call_time() {
         let text = GOOD.replace("http_timeout_ms = 2000", "http_timeout_ms = 60000");
-        assert_eq!(parse(&text).unwrap().limits.http_timeout, Duration::from_secs(5));
+        assert_eq!(
+            parse(&text).unwrap().limits.http_timeout,
+            Duration::from_secs(5)
+        );
     }
 }

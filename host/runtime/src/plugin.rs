@@ -126,12 +126,16 @@ impl Plugin {
 
         let pre = match manifest.kind {
             PluginKind::ChannelAdapter => Pre::Adapter(
-                ChannelAdapterPre::new(instantiate_pre(shared, &component, manifest.kind).map_err(compile_error)?)
-                    .map_err(compile_error)?,
+                ChannelAdapterPre::new(
+                    instantiate_pre(shared, &component, manifest.kind).map_err(compile_error)?,
+                )
+                .map_err(compile_error)?,
             ),
             PluginKind::ScoringModel => Pre::Scorer(
-                ScoringModelPre::new(instantiate_pre(shared, &component, manifest.kind).map_err(compile_error)?)
-                    .map_err(compile_error)?,
+                ScoringModelPre::new(
+                    instantiate_pre(shared, &component, manifest.kind).map_err(compile_error)?,
+                )
+                .map_err(compile_error)?,
             ),
         };
         let tick = shared.config.epoch_tick.as_nanos().max(1);
@@ -158,7 +162,9 @@ impl Plugin {
             plugin: plugin.manifest.name.clone(),
             message,
         };
-        let info = plugin.describe().map_err(|e| describe_error(e.cause.to_string()))?;
+        let info = plugin
+            .describe()
+            .map_err(|e| describe_error(e.cause.to_string()))?;
         if info.name != plugin.manifest.name || info.version != plugin.manifest.version {
             return Err(describe_error(format!(
                 "it calls itself `{}` {} but its manifest says `{}` {}",
@@ -192,10 +198,14 @@ impl Plugin {
 
     /// Calls `describe`.
     pub fn describe(&self) -> Result<types::PluginInfo, CallError> {
-        self.call("describe", Arc::from([]), |store, bindings| match bindings {
-            Bindings::Adapter(b) => b.omnigate_plugin_delivery().call_describe(store),
-            Bindings::Scorer(b) => b.omnigate_plugin_scoring().call_describe(store),
-        })
+        self.call(
+            "describe",
+            Arc::from([]),
+            |store, bindings| match bindings {
+                Bindings::Adapter(b) => b.omnigate_plugin_delivery().call_describe(store),
+                Bindings::Scorer(b) => b.omnigate_plugin_scoring().call_describe(store),
+            },
+        )
     }
 
     /// Delivers a batch. Each recipient is scoped to the adapter's granted
@@ -218,11 +228,16 @@ impl Plugin {
                 parts: m.parts,
             })
             .collect();
-        let results = self.call("deliver", dispatch_ids.clone(), |store, bindings| match bindings {
-            Bindings::Adapter(b) => b.omnigate_plugin_delivery().call_deliver(store, &wit),
-            Bindings::Scorer(_) => Err(wasmtime::Error::msg("not a channel adapter")),
-        })?;
-        self.check_receipts(&dispatch_ids, &results).map_err(|message| self.invalid("deliver", message))?;
+        let results = self.call(
+            "deliver",
+            dispatch_ids.clone(),
+            |store, bindings| match bindings {
+                Bindings::Adapter(b) => b.omnigate_plugin_delivery().call_deliver(store, &wit),
+                Bindings::Scorer(_) => Err(wasmtime::Error::msg("not a channel adapter")),
+            },
+        )?;
+        self.check_receipts(&dispatch_ids, &results)
+            .map_err(|message| self.invalid("deliver", message))?;
         Ok(results)
     }
 
@@ -231,16 +246,25 @@ impl Plugin {
         &self,
         request: types::WebhookRequest,
     ) -> Result<Result<Vec<types::EngagementEvent>, types::PluginError>, CallError> {
-        let result = self.call("parse-webhook", Arc::from([]), |store, bindings| match bindings {
-            Bindings::Adapter(b) => b.omnigate_plugin_delivery().call_parse_webhook(store, &request),
-            Bindings::Scorer(_) => Err(wasmtime::Error::msg("not a channel adapter")),
-        })?;
+        let result = self.call(
+            "parse-webhook",
+            Arc::from([]),
+            |store, bindings| match bindings {
+                Bindings::Adapter(b) => b
+                    .omnigate_plugin_delivery()
+                    .call_parse_webhook(store, &request),
+                Bindings::Scorer(_) => Err(wasmtime::Error::msg("not a channel adapter")),
+            },
+        )?;
         if let Ok(events) = &result {
             for (i, e) in events.iter().enumerate() {
                 if e.event_id.is_empty() || e.event_id.len() > 256 {
                     return Err(self.invalid(
                         "parse-webhook",
-                        format!("event {i} has an event id of {} bytes (1 to 256 allowed)", e.event_id.len()),
+                        format!(
+                            "event {i} has an event id of {} bytes (1 to 256 allowed)",
+                            e.event_id.len()
+                        ),
                     ));
                 }
             }
@@ -303,7 +327,8 @@ impl Plugin {
                         receipt.dispatch_id
                     ));
                 }
-                if receipt.provider_message_id.is_empty() || receipt.provider_message_id.len() > 256 {
+                if receipt.provider_message_id.is_empty() || receipt.provider_message_id.len() > 256
+                {
                     return Err(format!(
                         "result {i} has a provider message id of {} bytes (1 to 256 allowed)",
                         receipt.provider_message_id.len()
@@ -456,13 +481,19 @@ fn check_scores(ids: &HashSet<String>, scores: &[scoring::ScoredAction]) -> Resu
     let mut seen = HashSet::new();
     for s in scores {
         if !ids.contains(&s.action_id) {
-            return Err(format!("a score for unknown action `{}`", truncate(s.action_id.clone(), 64)));
+            return Err(format!(
+                "a score for unknown action `{}`",
+                truncate(s.action_id.clone(), 64)
+            ));
         }
         if !seen.insert(&s.action_id) {
             return Err(format!("two scores for action `{}`", s.action_id));
         }
         if !s.score.is_finite() {
-            return Err(format!("score {} for action `{}` is not a finite number", s.score, s.action_id));
+            return Err(format!(
+                "score {} for action `{}` is not a finite number",
+                s.score, s.action_id
+            ));
         }
         if s.rationale.len() > MAX_TEXT {
             return Err(format!(

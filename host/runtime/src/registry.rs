@@ -42,7 +42,10 @@ impl Registry {
         let mut loaded: Vec<Arc<Plugin>> = Vec::with_capacity(manifests.len());
         for path in manifests {
             let plugin = Plugin::load(&self.shared, Manifest::load(&path)?)?;
-            if let Some(other) = loaded.iter().find(|p| p.manifest().name == plugin.manifest().name) {
+            if let Some(other) = loaded
+                .iter()
+                .find(|p| p.manifest().name == plugin.manifest().name)
+            {
                 return Err(LoadError::Duplicate {
                     plugin: plugin.manifest().name.clone(),
                     first: other.manifest().path.clone(),
@@ -55,6 +58,49 @@ impl Registry {
             self.insert(plugin.clone());
         }
         Ok(loaded)
+    }
+
+    /// Makes the served set equal to the manifests in `dir`: loads new and
+    /// changed plugins, unloads those whose manifest is gone. All or nothing:
+    /// on error the served set is unchanged. Returns the names loaded and
+    /// unloaded.
+    pub fn sync_dir(&self, dir: &Path) -> Result<(Vec<String>, Vec<String>), LoadError> {
+        let manifests = manifests_in(dir)?;
+        let mut fresh: Vec<Arc<Plugin>> = Vec::new();
+        let mut keep = Vec::new();
+        for path in manifests {
+            let manifest = Manifest::load(&path)?;
+            if let Some(other) = fresh.iter().find(|p| p.manifest().name == manifest.name) {
+                return Err(LoadError::Duplicate {
+                    plugin: manifest.name,
+                    first: other.manifest().path.clone(),
+                    second: path,
+                });
+            }
+            keep.push(manifest.name.clone());
+            // Unchanged manifest and component: keep the running plugin.
+            if self
+                .get(&manifest.name)
+                .is_some_and(|p| *p.manifest() == manifest)
+            {
+                continue;
+            }
+            fresh.push(Arc::new(Plugin::load(&self.shared, manifest)?));
+        }
+        let loaded = fresh.iter().map(|p| p.manifest().name.clone()).collect();
+        for plugin in fresh {
+            self.insert(plugin);
+        }
+        let gone: Vec<String> = self
+            .list()
+            .iter()
+            .map(|p| p.manifest().name.clone())
+            .filter(|name| !keep.contains(name))
+            .collect();
+        for name in &gone {
+            self.unload(name);
+        }
+        Ok((loaded, gone))
     }
 
     fn insert(&self, plugin: Arc<Plugin>) -> Option<Arc<Plugin>> {

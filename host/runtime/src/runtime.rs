@@ -10,7 +10,7 @@ use wasmtime::{Config, Engine};
 
 use crate::bindings::adapter::omnigate::plugin::config;
 use crate::egress::{AllowListed, EgressInspector};
-use crate::error::LoadError;
+use crate::error::{LoadError, StartError};
 use crate::manifest::Manifest;
 use crate::plugin::Plugin;
 use crate::registry::Registry;
@@ -70,7 +70,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// Creates the engine and linkers and starts the epoch ticker.
-    pub fn new(config: RuntimeConfig) -> Result<Runtime, wasmtime::Error> {
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, StartError> {
+        Runtime::build(config).map_err(|e| StartError(format!("{e:#}")))
+    }
+
+    fn build(config: RuntimeConfig) -> Result<Runtime, wasmtime::Error> {
         let mut wasm = Config::new();
         wasm.wasm_component_model(true);
         // Time limits: epoch interruption costs ~10% on a short call where
@@ -112,6 +116,15 @@ impl Runtime {
     pub fn load(&self, path: &Path) -> Result<Plugin, LoadError> {
         let manifest = Manifest::load(path)?;
         Plugin::load(&self.shared, manifest)
+    }
+
+    /// Compiles `wasm` and reads its imports and exports, without running it.
+    pub fn shape_of(&self, wasm: &[u8]) -> Result<crate::inspect::ComponentShape, wasmtime::Error> {
+        let component = wasmtime::component::Component::new(&self.shared.engine, wasm)?;
+        Ok(crate::inspect::ComponentShape::of(
+            &self.shared.engine,
+            &component,
+        ))
     }
 
     /// The wasmtime engine (for inspection and benchmarks).

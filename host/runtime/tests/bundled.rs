@@ -27,9 +27,16 @@ fn the_email_adapter_delivers_batches_with_idempotency_keys() {
     let dir = tempfile::tempdir().unwrap();
     let sink = MailSink::start().unwrap();
     let adapter = email_adapter(&runtime(), dir.path(), &sink);
-    let messages = vec![email("d-1", "1000000001"), email("d-2", "1000000002"), email("d-3", "1000000003")];
+    let messages = vec![
+        email("d-1", "1000000001"),
+        email("d-2", "1000000002"),
+        email("d-3", "1000000003"),
+    ];
     let out = adapter.deliver(messages.clone()).unwrap();
-    let ids: Vec<_> = out.iter().map(|r| r.as_ref().unwrap().dispatch_id.clone()).collect();
+    let ids: Vec<_> = out
+        .iter()
+        .map(|r| r.as_ref().unwrap().dispatch_id.clone())
+        .collect();
     assert_eq!(ids, ["d-1", "d-2", "d-3"]);
     // batch_size = 2: two requests.
     assert_eq!(sink.requests(), 2);
@@ -67,9 +74,13 @@ fn provider_failures_become_typed_upstream_errors() {
 
     let mut no_address = email("d-2", "2");
     no_address.recipient.email = None;
-    let out = adapter.deliver(vec![no_address, email("d-3", "3")]).unwrap();
+    let out = adapter
+        .deliver(vec![no_address, email("d-3", "3")])
+        .unwrap();
     match &out[0] {
-        Err(PluginError::InvalidInput(m)) => assert!(m.contains("HCP `2` has no usable e-mail address"), "{m}"),
+        Err(PluginError::InvalidInput(m)) => {
+            assert!(m.contains("HCP `2` has no usable e-mail address"), "{m}")
+        }
         other => panic!("expected invalid input, got {other:?}"),
     }
     assert!(out[1].is_ok(), "one bad message does not sink the batch");
@@ -113,12 +124,17 @@ fn every_outgoing_request_passes_the_egress_hook_with_its_call_and_body() {
     let rt = runtime_with(recorder.clone());
     let adapter = email_adapter(&rt, dir.path(), &sink);
 
-    adapter.deliver(vec![email("d-1", "1"), email("d-2", "2")]).unwrap();
+    adapter
+        .deliver(vec![email("d-1", "1"), email("d-2", "2")])
+        .unwrap();
     {
         let seen = recorder.seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
         let (what, _, dispatches, body) = &seen[0];
-        assert_eq!(what, &format!("POST {} from email-adapter/deliver", sink.endpoint()));
+        assert_eq!(
+            what,
+            &format!("POST {} from email-adapter/deliver", sink.endpoint())
+        );
         assert_eq!(dispatches, &["d-1", "d-2"]);
         assert!(body.contains("62% of patients"), "{body}");
     }
@@ -128,7 +144,10 @@ fn every_outgoing_request_passes_the_egress_hook_with_its_call_and_body() {
     let mut tampered = email("d-3", "3");
     tampered.parts.body_text = "This cures everything".into();
     let out = adapter.deliver(vec![tampered]).unwrap();
-    assert!(matches!(&out[0], Err(PluginError::AccessDenied(_))), "{out:?}");
+    assert!(
+        matches!(&out[0], Err(PluginError::AccessDenied(_))),
+        "{out:?}"
+    );
     assert_eq!(sink.delivered().len(), 2);
 }
 
@@ -145,7 +164,10 @@ fn a_plugin_sees_only_the_hcp_fields_its_manifest_grants() {
     });
     let plugin = rt.load(&granted).unwrap();
     let out = plugin.deliver(vec![email("d-1", "1")]).unwrap();
-    assert_eq!(out[0].as_ref().unwrap().provider_message_id, "fields:specialty,journey-stage");
+    assert_eq!(
+        out[0].as_ref().unwrap().provider_message_id,
+        "fields:specialty,journey-stage"
+    );
 
     // With no grant at all it sees the id only.
     let none = hostile(dir.path(), "fields");
@@ -155,10 +177,21 @@ fn a_plugin_sees_only_the_hcp_fields_its_manifest_grants() {
 
     // The bundled scoring model is granted no contact detail.
     let scorer = rt.load(&packaged("stage-scorer")).unwrap();
-    assert!(scorer.manifest().hcp_fields.iter().all(|f| !f.is_contact_detail()));
+    assert!(
+        scorer
+            .manifest()
+            .hcp_fields
+            .iter()
+            .all(|f| !f.is_contact_detail())
+    );
     assert_eq!(
         scorer.manifest().hcp_fields,
-        BTreeSet::from([HcpField::Specialty, HcpField::JourneyStage, HcpField::Engagement, HcpField::Tags])
+        BTreeSet::from([
+            HcpField::Specialty,
+            HcpField::JourneyStage,
+            HcpField::Engagement,
+            HcpField::Tags
+        ])
     );
 }
 
@@ -181,27 +214,55 @@ fn the_email_adapter_parses_signed_provider_callbacks() {
     let request = |sig: Option<&str>, body: &[u8]| WebhookRequest {
         method: "POST".into(),
         path: "/webhooks/email".into(),
-        headers: sig.map(|s| vec![("x-omnigate-signature".into(), s.into())]).unwrap_or_default(),
+        headers: sig
+            .map(|s| vec![("x-omnigate-signature".into(), s.into())])
+            .unwrap_or_default(),
         body: body.to_vec(),
     };
 
-    let events = adapter.parse_webhook(request(Some(&signature), body)).unwrap().unwrap();
+    let events = adapter
+        .parse_webhook(request(Some(&signature), body))
+        .unwrap()
+        .unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, [EventKind::Opened, EventKind::Clicked, EventKind::Unsubscribed]);
-    assert_eq!(events[1].detail.as_deref(), Some("https://pharma.example/study"));
+    assert_eq!(
+        kinds,
+        [
+            EventKind::Opened,
+            EventKind::Clicked,
+            EventKind::Unsubscribed
+        ]
+    );
+    assert_eq!(
+        events[1].detail.as_deref(),
+        Some("https://pharma.example/study")
+    );
     assert!(events.iter().all(|e| e.channel == Channel::Email));
 
-    let forged = adapter.parse_webhook(request(Some("sha256=00"), body)).unwrap();
-    assert!(matches!(forged, Err(PluginError::AccessDenied(_))), "{forged:?}");
+    let forged = adapter
+        .parse_webhook(request(Some("sha256=00"), body))
+        .unwrap();
+    assert!(
+        matches!(forged, Err(PluginError::AccessDenied(_))),
+        "{forged:?}"
+    );
     let unsigned = adapter.parse_webhook(request(None, body)).unwrap();
-    assert!(matches!(unsigned, Err(PluginError::AccessDenied(_))), "{unsigned:?}");
+    assert!(
+        matches!(unsigned, Err(PluginError::AccessDenied(_))),
+        "{unsigned:?}"
+    );
 
     let adapter = rt.load(&packaged("email-adapter")).unwrap();
     let bad = adapter
-        .parse_webhook(request(None, br#"{"events":[{"id":"e1","type":"teleported","timestamp_ms":1}]}"#))
+        .parse_webhook(request(
+            None,
+            br#"{"events":[{"id":"e1","type":"teleported","timestamp_ms":1}]}"#,
+        ))
         .unwrap();
     match bad {
-        Err(PluginError::InvalidInput(m)) => assert!(m.contains("unknown type `teleported`"), "{m}"),
+        Err(PluginError::InvalidInput(m)) => {
+            assert!(m.contains("unknown type `teleported`"), "{m}")
+        }
         other => panic!("expected invalid input, got {other:?}"),
     }
 }
@@ -223,9 +284,15 @@ fn the_stage_scorer_prefers_content_for_the_hcps_stage_and_explains_why() {
     let goal = CampaignGoal {
         product: "lipidex".into(),
         target_stage: "adoption".into(),
-        stages: ["awareness", "interest", "consideration", "adoption", "advocacy"]
-            .map(String::from)
-            .to_vec(),
+        stages: [
+            "awareness",
+            "interest",
+            "consideration",
+            "adoption",
+            "advocacy",
+        ]
+        .map(String::from)
+        .to_vec(),
     };
     let population = vec![ChannelPerformance {
         channel: Channel::Email,
@@ -259,12 +326,28 @@ fn the_stage_scorer_prefers_content_for_the_hcps_stage_and_explains_why() {
             ..candidate("seen", Channel::Email, "interest")
         },
     ];
-    let scores = scorer.score(&doctor, candidates, goal, population).unwrap().unwrap();
+    let scores = scorer
+        .score(&doctor, candidates, goal, population)
+        .unwrap()
+        .unwrap();
     assert_eq!(scores.len(), 4);
-    let best = scores.iter().max_by(|a, b| a.score.total_cmp(&b.score)).unwrap();
+    let best = scores
+        .iter()
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .unwrap();
     assert_eq!(best.action_id, "interest-email");
-    assert!(best.rationale.contains("written for the HCP's stage `interest`"), "{}", best.rationale);
-    assert!(best.rationale.contains("3 e-mail touches in the last 7 days"), "{}", best.rationale);
+    assert!(
+        best.rationale
+            .contains("written for the HCP's stage `interest`"),
+        "{}",
+        best.rationale
+    );
+    assert!(
+        best.rationale
+            .contains("3 e-mail touches in the last 7 days"),
+        "{}",
+        best.rationale
+    );
     let seen = scores.iter().find(|s| s.action_id == "seen").unwrap();
     assert!(seen.score < best.score && seen.rationale.contains("already seen"));
 }

@@ -22,7 +22,10 @@ fn the_bundled_plugins_load_and_describe_themselves() {
     assert_eq!(email.info().channels.len(), 1);
     assert!(email.shape().uses_http());
     let scorer = rt.registry().get("stage-scorer").unwrap();
-    assert!(!scorer.shape().uses_http(), "a scoring model must not import wasi:http");
+    assert!(
+        !scorer.shape().uses_http(),
+        "a scoring model must not import wasi:http"
+    );
 }
 
 #[test]
@@ -33,12 +36,18 @@ fn a_component_whose_sha256_differs_from_the_manifest_is_refused_naming_both() {
         doc["component"]["sha256"] = value(wrong.as_str());
     });
     let err = runtime().load(&path).unwrap_err();
-    let LoadError::HashMismatch { expected, actual, .. } = &err else {
+    let LoadError::HashMismatch {
+        expected, actual, ..
+    } = &err
+    else {
         panic!("expected a hash mismatch, got {err}");
     };
     assert_eq!(expected, &wrong);
     let text = err.to_string();
-    assert!(text.contains(&wrong) && text.contains(actual.as_str()), "{text}");
+    assert!(
+        text.contains(&wrong) && text.contains(actual.as_str()),
+        "{text}"
+    );
     assert!(text.contains("refusing to load"), "{text}");
 }
 
@@ -70,15 +79,25 @@ fn garbage_core_modules_and_components_of_the_wrong_world_are_refused_clearly() 
         .load(&manifest_for_bytes(dir.path(), "channel-adapter", &core))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("is a core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("is a core WebAssembly module, not a component"),
+        "{err}"
+    );
 
     let empty_component = wat::parse_str("(component)").unwrap();
     let err = rt
-        .load(&manifest_for_bytes(dir.path(), "scoring-model", &empty_component))
+        .load(&manifest_for_bytes(
+            dir.path(),
+            "scoring-model",
+            &empty_component,
+        ))
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not a scoring-model plugin"), "{err}");
-    assert!(err.contains("does not export `omnigate:plugin/scoring@0.1.0`"), "{err}");
+    assert!(
+        err.contains("does not export `omnigate:plugin/scoring@0.1.0`"),
+        "{err}"
+    );
 
     // The scoring model, loaded as a channel adapter.
     let scorer_as_adapter = manifest_with(dir.path(), "stage-scorer", "wrong.toml", |doc| {
@@ -90,7 +109,11 @@ fn garbage_core_modules_and_components_of_the_wrong_world_are_refused_clearly() 
     // A truncated component.
     let wasm = std::fs::read(packaged("stage-scorer").with_extension("wasm")).unwrap();
     let err = rt
-        .load(&manifest_for_bytes(dir.path(), "scoring-model", &wasm[..wasm.len() / 2]))
+        .load(&manifest_for_bytes(
+            dir.path(),
+            "scoring-model",
+            &wasm[..wasm.len() / 2],
+        ))
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("cannot load"), "{err}");
@@ -103,7 +126,10 @@ fn a_plugin_that_names_itself_differently_from_its_manifest_is_refused() {
         doc["plugin"]["name"] = value("other-scorer");
     });
     let err = runtime().load(&path).unwrap_err().to_string();
-    assert!(err.contains("it calls itself `stage-scorer` 0.1.0 but its manifest says `other-scorer`"), "{err}");
+    assert!(
+        err.contains("it calls itself `stage-scorer` 0.1.0 but its manifest says `other-scorer`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -124,7 +150,12 @@ fn a_restart_loads_compiled_components_from_the_cache() {
     assert!(plugin.from_cache(), "the second runtime must not recompile");
 
     // A damaged entry is recompiled, not trusted.
-    let entry = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
+    let entry = std::fs::read_dir(cache.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::write(&entry, b"damaged").unwrap();
     let third = Runtime::new(RuntimeConfig {
         cache_dir: Some(cache.path().to_owned()),
@@ -153,7 +184,10 @@ fn replacing_a_plugin_while_a_call_runs_lets_that_call_finish() {
     assert!(replaced.is_some());
     let now = rt.registry().get("hostile").unwrap();
     assert_eq!(
-        now.deliver(vec![email("d-new", "1")]).unwrap()[0].as_ref().unwrap().provider_message_id,
+        now.deliver(vec![email("d-new", "1")]).unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .provider_message_id,
         "ok:d-new"
     );
     let old = in_flight.join().unwrap().unwrap();

@@ -41,9 +41,20 @@ fn an_infinite_loop_is_interrupted_at_its_time_limit() {
     });
     let plugin = rt.load(&path).unwrap();
     let (cause, elapsed) = failing_call(&plugin);
-    assert_eq!(cause, CallFailure::Timeout { limit: Duration::from_millis(200) });
-    assert!(elapsed >= Duration::from_millis(200), "stopped early: {elapsed:?}");
-    assert!(elapsed < Duration::from_millis(1_500), "stopped late: {elapsed:?}");
+    assert_eq!(
+        cause,
+        CallFailure::Timeout {
+            limit: Duration::from_millis(200)
+        }
+    );
+    assert!(
+        elapsed >= Duration::from_millis(200),
+        "stopped early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1_500),
+        "stopped late: {elapsed:?}"
+    );
     // The same plugin serves again, on a fresh instance.
     let (again, _) = failing_call(&plugin);
     assert!(matches!(again, CallFailure::Timeout { .. }));
@@ -88,7 +99,9 @@ fn a_panic_is_reported_with_its_message_and_without_contact_details() {
         doc["grants"]["hcp_fields"] = value(fields);
     });
     let plugin = rt.load(&path).unwrap();
-    let err = plugin.deliver(vec![email("d-1", "1234567890")]).unwrap_err();
+    let err = plugin
+        .deliver(vec![email("d-1", "1234567890")])
+        .unwrap_err();
     let CallFailure::Panic { message } = &err.cause else {
         panic!("expected a panic, got {:?}", err.cause);
     };

@@ -104,15 +104,19 @@ pub fn send(
         .iter()
         .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
         .collect();
-    let fields = Fields::from_list(&fields).map_err(|e| transport(&format!("bad header: {e:?}")))?;
+    let fields =
+        Fields::from_list(&fields).map_err(|e| transport(&format!("bad header: {e:?}")))?;
     let request = OutgoingRequest::new(fields);
-    let set = |ok: Result<(), ()>, what: &str| ok.map_err(|()| transport(&format!("invalid {what}")));
+    let set =
+        |ok: Result<(), ()>, what: &str| ok.map_err(|()| transport(&format!("invalid {what}")));
     set(request.set_method(&method), "method")?;
     set(request.set_scheme(Some(&url.scheme)), "scheme")?;
     set(request.set_authority(Some(&url.authority)), "host")?;
     set(request.set_path_with_query(Some(&url.path)), "path")?;
 
-    let outgoing = request.body().map_err(|()| transport("request body taken twice"))?;
+    let outgoing = request
+        .body()
+        .map_err(|()| transport("request body taken twice"))?;
     let pending = outgoing_handler::handle(request, None)?;
     {
         let mut stream = outgoing
@@ -120,7 +124,11 @@ pub fn send(
             .map_err(|()| transport("request body stream taken twice"))?;
         // A refused request closes the stream; the reason comes with the
         // response below.
-        if stream.write_all(body).and_then(|()| Write::flush(&mut stream)).is_err() {
+        if stream
+            .write_all(body)
+            .and_then(|()| Write::flush(&mut stream))
+            .is_err()
+        {
             drop(stream);
             drop(outgoing);
             return Err(await_error(&pending));
@@ -144,10 +152,12 @@ pub fn send(
         let mut stream = incoming
             .stream()
             .map_err(|()| transport("response body stream taken twice"))?;
-        stream.read_to_end(&mut body).map_err(|e| Failure::Transport {
-            message: format!("reading the response: {e}"),
-            retryable: true,
-        })?;
+        stream
+            .read_to_end(&mut body)
+            .map_err(|e| Failure::Transport {
+                message: format!("reading the response: {e}"),
+                retryable: true,
+            })?;
     }
     Ok(Response {
         status,

@@ -8,7 +8,11 @@
 
 mod http;
 
-#[allow(missing_docs, unsafe_code, reason = "generated from the WIT, which is documented")]
+#[allow(
+    missing_docs,
+    unsafe_code,
+    reason = "generated from the WIT, which is documented"
+)]
 mod wit {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -69,7 +73,13 @@ impl Guest for EmailAdapter {
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(PluginError::InvalidInput("message was not processed".into()))))
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(PluginError::InvalidInput(
+                        "message was not processed".into(),
+                    ))
+                })
+            })
             .collect()
     }
 
@@ -131,12 +141,17 @@ fn payload(m: &Message, settings: &Settings) -> Result<Value, PluginError> {
         )));
     }
     // Never echo the address itself in an error: the host logs errors.
-    let to = m.recipient.email.as_deref().filter(|a| a.contains('@')).ok_or_else(|| {
-        PluginError::InvalidInput(format!(
-            "HCP `{}` has no usable e-mail address (is `email` granted and on file?)",
-            m.recipient.id
-        ))
-    })?;
+    let to = m
+        .recipient
+        .email
+        .as_deref()
+        .filter(|a| a.contains('@'))
+        .ok_or_else(|| {
+            PluginError::InvalidInput(format!(
+                "HCP `{}` has no usable e-mail address (is `email` granted and on file?)",
+                m.recipient.id
+            ))
+        })?;
     let p = &m.parts;
     Ok(json!({
         "idempotency_key": m.idempotency_key,
@@ -197,7 +212,11 @@ fn post_batch(settings: &Settings, chunk: &[(usize, Value)], messages: &[Message
             ));
         }
         Err(http::Failure::Transport { message, retryable }) => {
-            return all(upstream(format!("provider unreachable: {message}"), retryable, None));
+            return all(upstream(
+                format!("provider unreachable: {message}"),
+                retryable,
+                None,
+            ));
         }
     };
     if !(200..300).contains(&response.status) {
@@ -214,15 +233,28 @@ fn post_batch(settings: &Settings, chunk: &[(usize, Value)], messages: &[Message
     }
     let parsed: BatchResponse = match serde_json::from_slice(&response.body) {
         Ok(p) => p,
-        Err(e) => return all(upstream(format!("provider response is not the expected JSON: {e}"), false, None)),
+        Err(e) => {
+            return all(upstream(
+                format!("provider response is not the expected JSON: {e}"),
+                false,
+                None,
+            ));
+        }
     };
     chunk
         .iter()
         .map(|(i, _)| {
             let m = &messages[*i];
-            match parsed.results.iter().find(|r| r.idempotency_key == m.idempotency_key) {
+            match parsed
+                .results
+                .iter()
+                .find(|r| r.idempotency_key == m.idempotency_key)
+            {
                 None => Err(upstream(
-                    format!("provider returned no result for dispatch `{}`", m.dispatch_id),
+                    format!(
+                        "provider returned no result for dispatch `{}`",
+                        m.dispatch_id
+                    ),
                     true,
                     None,
                 )),
@@ -231,7 +263,11 @@ fn post_batch(settings: &Settings, chunk: &[(usize, Value)], messages: &[Message
                         dispatch_id: m.dispatch_id.clone(),
                         provider_message_id: id.clone(),
                     }),
-                    _ => Err(upstream("provider accepted without a message id".into(), false, None)),
+                    _ => Err(upstream(
+                        "provider accepted without a message id".into(),
+                        false,
+                        None,
+                    )),
                 },
                 Some(r) => Err(upstream(
                     format!(
@@ -253,7 +289,9 @@ fn verify_signature(secret: &str, request: &WebhookRequest) -> Result<(), Plugin
         .iter()
         .find(|(n, _)| n == "x-omnigate-signature")
         .map(|(_, v)| v.as_str())
-        .ok_or_else(|| PluginError::AccessDenied("webhook has no x-omnigate-signature header".into()))?;
+        .ok_or_else(|| {
+            PluginError::AccessDenied("webhook has no x-omnigate-signature header".into())
+        })?;
     let hex_sig = given.strip_prefix("sha256=").unwrap_or(given);
     let sig = hex::decode(hex_sig)
         .map_err(|_| PluginError::AccessDenied("webhook signature is not hex".into()))?;
@@ -298,7 +336,9 @@ impl ProviderEvent {
             }
         };
         if self.id.is_empty() {
-            return Err(PluginError::InvalidInput(format!("event {index} has an empty id")));
+            return Err(PluginError::InvalidInput(format!(
+                "event {index} has an empty id"
+            )));
         }
         Ok(EngagementEvent {
             event_id: self.id,

@@ -16,7 +16,11 @@
 //! pure: it sees only what the host passes, and its manifest grants no
 //! contact details and no network.
 
-#[allow(missing_docs, unsafe_code, reason = "generated from the WIT, which is documented")]
+#[allow(
+    missing_docs,
+    unsafe_code,
+    reason = "generated from the WIT, which is documented"
+)]
 mod wit {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -48,7 +52,9 @@ impl Guest for StageScorer {
     fn score(request: ScoreRequest) -> Result<Vec<ScoredAction>, PluginError> {
         let settings = Settings::from_config()?;
         if request.goal.stages.is_empty() {
-            return Err(PluginError::InvalidInput("the campaign goal has no journey stages".into()));
+            return Err(PluginError::InvalidInput(
+                "the campaign goal has no journey stages".into(),
+            ));
         }
         let stages = &request.goal.stages;
         let current = request
@@ -60,7 +66,16 @@ impl Guest for StageScorer {
         Ok(request
             .candidates
             .iter()
-            .map(|c| score_one(c, stages, current, engagement, &request.population, &settings))
+            .map(|c| {
+                score_one(
+                    c,
+                    stages,
+                    current,
+                    engagement,
+                    &request.population,
+                    &settings,
+                )
+            })
             .collect())
     }
 }
@@ -79,7 +94,11 @@ impl Settings {
                     .parse::<f64>()
                     .ok()
                     .filter(|x| x.is_finite() && *x >= 0.0)
-                    .ok_or_else(|| PluginError::InvalidInput(format!("config `{key}` = `{v}` is not a non-negative number"))),
+                    .ok_or_else(|| {
+                        PluginError::InvalidInput(format!(
+                            "config `{key}` = `{v}` is not a non-negative number"
+                        ))
+                    }),
             }
         };
         Ok(Settings {
@@ -99,22 +118,35 @@ fn score_one(
 ) -> ScoredAction {
     let mut reasons = Vec::new();
 
-    let target = c.stage.as_deref().and_then(|s| stages.iter().position(|x| x == s));
+    let target = c
+        .stage
+        .as_deref()
+        .and_then(|s| stages.iter().position(|x| x == s));
     let fit = match (current, target) {
         (Some(cur), Some(t)) if t == cur => {
             reasons.push(format!("written for the HCP's stage `{}`", stages[cur]));
             1.0
         }
         (Some(cur), Some(t)) if t == cur + 1 => {
-            reasons.push(format!("leads from `{}` to the next stage `{}`", stages[cur], stages[t]));
+            reasons.push(format!(
+                "leads from `{}` to the next stage `{}`",
+                stages[cur], stages[t]
+            ));
             0.8
         }
         (Some(cur), Some(t)) if t < cur => {
-            reasons.push(format!("written for `{}`, a stage the HCP has passed", stages[t]));
+            reasons.push(format!(
+                "written for `{}`, a stage the HCP has passed",
+                stages[t]
+            ));
             0.2
         }
         (Some(cur), Some(t)) => {
-            reasons.push(format!("written for `{}`, {} stages ahead of the HCP", stages[t], t - cur));
+            reasons.push(format!(
+                "written for `{}`, {} stages ahead of the HCP",
+                stages[t],
+                t - cur
+            ));
             0.3
         }
         (None, _) => {
@@ -133,7 +165,8 @@ fn score_one(
     let responsiveness = match own {
         Some(s) if s.sends > 0 => {
             let responses = f64::from(s.opens + s.clicks + s.attended);
-            let shrunk = (responses + PRIOR_SENDS * audience_rate) / (f64::from(s.sends) + PRIOR_SENDS);
+            let shrunk =
+                (responses + PRIOR_SENDS * audience_rate) / (f64::from(s.sends) + PRIOR_SENDS);
             reasons.push(format!(
                 "responds on {} {} of {} times (audience {:.0}%)",
                 channel_name(c.channel),
@@ -157,7 +190,10 @@ fn score_one(
     let recent = own.map_or(0, |s| s.touches_7d);
     let fatigue = settings.fatigue_per_touch * f64::from(recent);
     if recent > 0 {
-        reasons.push(format!("{recent} {} touches in the last 7 days", channel_name(c.channel)));
+        reasons.push(format!(
+            "{recent} {} touches in the last 7 days",
+            channel_name(c.channel)
+        ));
     }
     let seen = engagement.is_some_and(|e| e.content_seen.contains(&c.content_version_id));
     if seen {

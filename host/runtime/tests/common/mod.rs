@@ -35,10 +35,18 @@ pub fn packaged(name: &str) -> PathBuf {
 
 /// Writes a copy of the packaged manifest of `name` into `dir` (as
 /// `file`), with the component path made absolute and `edit` applied.
-pub fn manifest_with(dir: &Path, name: &str, file: &str, edit: impl FnOnce(&mut DocumentMut)) -> PathBuf {
+pub fn manifest_with(
+    dir: &Path,
+    name: &str,
+    file: &str,
+    edit: impl FnOnce(&mut DocumentMut),
+) -> PathBuf {
     let source = packaged(name);
     let mut doc: DocumentMut = std::fs::read_to_string(&source).unwrap().parse().unwrap();
-    let wasm = source.parent().unwrap().join(doc["component"]["path"].as_str().unwrap());
+    let wasm = source
+        .parent()
+        .unwrap()
+        .join(doc["component"]["path"].as_str().unwrap());
     doc["component"]["path"] = value(wasm.display().to_string());
     edit(&mut doc);
     let path = dir.join(file);
@@ -98,7 +106,8 @@ pub fn email(dispatch: &str, hcp_id: &str) -> Outgoing {
         parts: MessageParts {
             subject: Some("New data on lipid management".into()),
             preheader: None,
-            body_text: "In the phase 3 trial, 62% of patients reached the primary endpoint [1].".into(),
+            body_text: "In the phase 3 trial, 62% of patients reached the primary endpoint [1]."
+                .into(),
             body_html: None,
             call_to_action: None,
             disclaimers: vec!["Important safety information: ...".into()],

@@ -17,7 +17,11 @@
 //! Anything the sandbox lets through is reported back in the receipt's
 //! provider message id, so a test sees it.
 
-#[allow(missing_docs, unsafe_code, reason = "generated from the WIT, which is documented")]
+#[allow(
+    missing_docs,
+    unsafe_code,
+    reason = "generated from the WIT, which is documented"
+)]
 mod wit {
     wit_bindgen::generate!({
         path: "../../../wit",
@@ -106,7 +110,9 @@ impl Guest for Hostile {
                         &messages,
                         PluginError::AccessDenied(format!("request to {target} denied")),
                     ),
-                    Err(other) => all_err(&messages, PluginError::InvalidInput(format!("{other:?}"))),
+                    Err(other) => {
+                        all_err(&messages, PluginError::InvalidInput(format!("{other:?}")))
+                    }
                 }
             }
             "file" => {
@@ -127,13 +133,18 @@ impl Guest for Hostile {
                 let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
                 let args: Vec<String> = std::env::args().collect();
                 if vars.is_empty() && args.is_empty() {
-                    all_err(&messages, PluginError::AccessDenied("no environment".into()))
+                    all_err(
+                        &messages,
+                        PluginError::AccessDenied("no environment".into()),
+                    )
                 } else {
                     receipts(&messages, &format!("vars:{vars:?} args:{args:?}"))
                 }
             }
             "slow" => {
-                let ms: u64 = config::get("delay_ms").and_then(|v| v.parse().ok()).unwrap_or(200);
+                let ms: u64 = config::get("delay_ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(200);
                 let start = wasip2::clocks::monotonic_clock::now();
                 while wasip2::clocks::monotonic_clock::now() - start < ms * 1_000_000 {
                     std::hint::spin_loop();
@@ -146,7 +157,10 @@ impl Guest for Hostile {
                     let r = &m.recipient;
                     let present = [
                         ("name", r.name.is_some()),
-                        ("specialty", r.specialty.is_some() || r.specialty_code.is_some()),
+                        (
+                            "specialty",
+                            r.specialty.is_some() || r.specialty_code.is_some(),
+                        ),
                         ("institution", r.institution.is_some()),
                         ("market", r.market.is_some()),
                         ("time-zone", r.time_zone.is_some()),
@@ -159,7 +173,11 @@ impl Guest for Hostile {
                         ("phone", r.phone.is_some()),
                         ("wechat-id", r.wechat_id.is_some()),
                     ];
-                    let seen: Vec<&str> = present.iter().filter(|(_, p)| *p).map(|(n, _)| *n).collect();
+                    let seen: Vec<&str> = present
+                        .iter()
+                        .filter(|(_, p)| *p)
+                        .map(|(n, _)| *n)
+                        .collect();
                     Ok(DeliveryReceipt {
                         dispatch_id: m.dispatch_id.clone(),
                         provider_message_id: format!("fields:{}", seen.join(",")),
@@ -171,7 +189,10 @@ impl Guest for Hostile {
                 r.pop();
                 r
             }
-            other => all_err(&messages, PluginError::InvalidInput(format!("unknown mode `{other}`"))),
+            other => all_err(
+                &messages,
+                PluginError::InvalidInput(format!("unknown mode `{other}`")),
+            ),
         }
     }
 
@@ -189,7 +210,11 @@ fn get(url: &str) -> Result<u16, ErrorCode> {
     };
     let request = OutgoingRequest::new(Fields::new());
     let _ = request.set_method(&Method::Get);
-    let _ = request.set_scheme(Some(if scheme == "https" { &Scheme::Https } else { &Scheme::Http }));
+    let _ = request.set_scheme(Some(if scheme == "https" {
+        &Scheme::Https
+    } else {
+        &Scheme::Http
+    }));
     let _ = request.set_authority(Some(authority));
     let _ = request.set_path_with_query(Some(path));
     let pending = wasip2::http::outgoing_handler::handle(request, None)?;

@@ -1,0 +1,51 @@
+//! The `omnigate` binary: `omnigate serve` runs the host; the other
+//! subcommands are the command line for operators, compliance officers and
+//! plugin partners.
+
+mod plugins;
+mod policy;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// omnigate: compliant omnichannel engagement with healthcare professionals.
+#[derive(Debug, Parser)]
+#[command(name = "omnigate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the host: load plugins and policies, serve the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Inspect and list plugins.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Compliance policy files: screen a text, run the policy tests, check the files.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => report(serve::run(args)),
+        Command::Plugins(cmd) => plugins::run(cmd),
+        Command::Policy(cmd) => policy::run(cmd),
+    }
+}
+
+/// Prints an error with its whole cause chain; exit status 1.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

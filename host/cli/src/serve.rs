@@ -1,0 +1,189 @@
+//! `omnigate serve`: the host process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use omnigate_api::{AppState, router};
+use omnigate_policy::PolicyHandle;
+use omnigate_runtime::{Runtime, RuntimeConfig};
+use tracing::{error, info, warn};
+
+/// Options of `omnigate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is
+    /// printed on standard output).
+    #[arg(long, env = "OMNIGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Data directory (created if missing): the store and the compile cache.
+    #[arg(long, env = "OMNIGATE_DATA_DIR", default_value = "omnigate-data")]
+    data_dir: PathBuf,
+    /// Folder of packaged plugins: `<name>.toml` manifests beside their `.wasm`.
+    #[arg(long, env = "OMNIGATE_PLUGINS", default_value = "target/plugins")]
+    plugins: PathBuf,
+    /// Folder of policy files.
+    #[arg(long, env = "OMNIGATE_POLICIES", default_value = "policies")]
+    policies: PathBuf,
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the host until SIGINT or SIGTERM. SIGHUP reloads plugins and
+/// policies; a failed reload keeps what runs and logs why.
+pub fn run(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory `{}`",
+            args.data_dir.display()
+        )
+    })?;
+
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(args.data_dir.join("cache")),
+        ..RuntimeConfig::default()
+    })
+    .context("cannot start the plugin runtime")?;
+    let plugins = runtime
+        .registry()
+        .load_dir(&args.plugins)
+        .with_context(|| {
+            format!(
+                "cannot load the plugins in `{}` (build them with `cargo xtask plugins`)",
+                args.plugins.display()
+            )
+        })?;
+    for p in &plugins {
+        let m = p.manifest();
+        info!(plugin = %m.name, version = %m.version, kind = %m.kind, "plugin ready");
+    }
+
+    let policy = Arc::new(PolicyHandle::empty());
+    let version = policy.reload(&args.policies).map_err(|diagnostics| {
+        anyhow::anyhow!(
+            "the policies in `{}` do not load:\n{diagnostics}",
+            args.policies.display()
+        )
+    })?;
+    info!(policy_version = %version, "policies loaded");
+    let state = AppState::new(runtime.clone(), Some(version));
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        info!(%addr, data_dir = %args.data_dir.display(), "omnigate serving");
+        // Machine-readable: tests and scripts read the address from here.
+        println!("omnigate listening on http://{addr}");
+
+        tokio::spawn(reload_on_hangup(
+            runtime,
+            policy,
+            state.clone(),
+            args.plugins.clone(),
+            args.policies.clone(),
+        ));
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown())
+            .await
+            .context("the HTTP server failed")?;
+        info!("omnigate stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+        () = terminate => info!("SIGTERM: shutting down"),
+    }
+}
+
+async fn reload_on_hangup(
+    runtime: Runtime,
+    policy: Arc<PolicyHandle>,
+    state: AppState,
+    plugins: PathBuf,
+    policies: PathBuf,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        warn!("cannot listen for SIGHUP: reload by restart only");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let (runtime, policy, state, plugins, policies) = (
+            runtime.clone(),
+            policy.clone(),
+            state.clone(),
+            plugins.clone(),
+            policies.clone(),
+        );
+        // Loading compiles components: keep it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || {
+            reload(&runtime, &policy, &state, &plugins, &policies)
+        })
+        .await;
+    }
+}
+
+fn reload(
+    runtime: &Runtime,
+    policy: &PolicyHandle,
+    state: &AppState,
+    plugins: &Path,
+    policies: &Path,
+) {
+    match runtime.registry().sync_dir(plugins) {
+        Ok((loaded, unloaded)) => info!(?loaded, ?unloaded, "SIGHUP: plugins reloaded"),
+        Err(e) => error!(error = %e, "SIGHUP: plugin reload failed; the running plugins stay"),
+    }
+    match policy.reload(policies) {
+        Ok(version) => {
+            info!(policy_version = %version, "SIGHUP: policies reloaded");
+            state.set_policy_version(Some(version));
+        }
+        Err(diagnostics) => {
+            error!(%diagnostics, "SIGHUP: policy reload failed; the previous policy stays in force")
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Appending to and verifying the hash-chained audit log.
+
+use omnigate_core::audit::{AuditEntry, AuditHead, AuditReport, ChainVerifier, NewAuditEntry};
+use omnigate_core::event::now_millis;
+use omnigate_core::store::{AuditStore, StoreResult};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::db::{During, SqliteStore};
+
+/// Appends entries inside one write transaction, chaining each to the last.
+pub(crate) struct AuditWriter {
+    head: Option<AuditHead>,
+    at: i64,
+}
+
+impl AuditWriter {
+    /// Reads the chain's head. Called after `BEGIN IMMEDIATE`, so no other
+    /// writer can append until this transaction ends.
+    pub(crate) fn at_head(tx: &Transaction<'_>) -> rusqlite::Result<Self> {
+        let head = tx
+            .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| {
+                Ok(AuditHead {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })
+            })
+            .optional()?;
+        Ok(AuditWriter {
+            head,
+            at: now_millis(),
+        })
+    }
+
+    /// The time of this transaction's changes (one clock reading per
+    /// transaction, so entries of one change share it).
+    pub(crate) fn now(&self) -> i64 {
+        self.at
+    }
+
+    /// Appends one entry.
+    pub(crate) fn append(&mut self, tx: &Connection, entry: NewAuditEntry) -> StoreResult<()> {
+        let e = entry.seal(self.head.as_ref(), self.at);
+        tx.prepare_cached(
+            "INSERT INTO audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                e.seq,
+                e.at,
+                e.actor,
+                e.action,
+                e.subject,
+                e.payload,
+                e.prev_hash,
+                e.hash
+            ])
+        })
+        .during("append to the audit log")?;
+        self.head = Some(AuditHead {
+            seq: e.seq,
+            hash: e.hash,
+        });
+        Ok(())
+    }
+}
+
+fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        subject: r.get(4)?,
+        payload: r.get(5)?,
+        prev_hash: r.get(6)?,
+        hash: r.get(7)?,
+    })
+}
+
+const SELECT: &str =
+    "SELECT seq, at, actor, action, subject, payload, prev_hash, hash FROM audit_log";
+
+/// Walks the whole chain in seq order on `conn`, stopping at the first break.
+pub(crate) fn verify(conn: &Connection) -> rusqlite::Result<AuditReport> {
+    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq"))?;
+    let mut rows = stmt.query([])?;
+    let mut v = ChainVerifier::new();
+    while let Some(row) = rows.next()? {
+        if !v.push(&row_to_entry(row)?) {
+            break;
+        }
+    }
+    Ok(v.finish())
+}
+
+impl AuditStore for SqliteStore {
+    fn audit_entries(&self, from: i64, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        const OP: &str = "read audit entries";
+        self.read(OP, |c| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut stmt = c
+                .prepare_cached(&format!("{SELECT} WHERE seq >= ?1 ORDER BY seq LIMIT ?2"))
+                .during(OP)?;
+            let rows = stmt
+                .query_map(params![from, limit], row_to_entry)
+                .during(OP)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().during(OP)
+        })
+    }
+
+    fn verify_audit(&self) -> StoreResult<AuditReport> {
+        const OP: &str = "verify the audit log";
+        self.read(OP, |c| verify(c).during(OP))
+    }
+}

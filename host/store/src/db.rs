@@ -1,0 +1,291 @@
+//! Opening the database file, connection settings, and the transaction
+//! discipline every write follows.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use omnigate_core::ApprovalPolicy;
+use omnigate_core::journey::{JourneyConfig, JourneyConfigError};
+use omnigate_core::store::{StoreError, StoreResult};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::audit::AuditWriter;
+use crate::migrate;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "omnigate.db";
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The data directory; created if missing. The database is
+    /// `<data_dir>/omnigate.db` (plus its `-wal` and `-shm` files).
+    pub data_dir: PathBuf,
+    /// Read connections kept open (readers never wait for the writer in WAL
+    /// mode). At least 1.
+    pub readers: usize,
+    /// Which roles must sign off content, per market.
+    pub approval: ApprovalPolicy,
+    /// The journey ladder and the rules that move HCPs on it.
+    pub journey: JourneyConfig,
+    /// Page cache per connection, in MiB.
+    pub cache_mib: u32,
+    /// How much of the file read connections map into memory, in MiB (0:
+    /// none). Reads of one HCP touch a few random pages of a file far
+    /// larger than the page cache; mapped, a miss costs a memory access
+    /// instead of a `pread` and a copy. (Mapping the writer too measured no
+    /// gain for ingest.)
+    pub mmap_mib: u32,
+}
+
+impl StoreOptions {
+    /// Defaults: 4 readers, the default approval policy and journey, 64 MiB
+    /// cache, up to 4 GiB mapped by readers.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreOptions {
+            data_dir: data_dir.into(),
+            readers: 4,
+            approval: ApprovalPolicy::default(),
+            journey: JourneyConfig::default(),
+            cache_mib: 64,
+            mmap_mib: 4096,
+        }
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The journey configuration is unusable.
+    #[error("invalid journey configuration: {0}")]
+    Journey(#[from] JourneyConfigError),
+    /// The data directory could not be created.
+    #[error("cannot create data directory `{path}`")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite refused the file or a setting.
+    #[error("cannot open database `{path}`")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer omnigate.
+    #[error(
+        "database `{path}` has schema version {found}, newer than this build knows ({known}); upgrade omnigate"
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// A migration that was applied differs from the one in this build.
+    #[error(
+        "migration `{name}` in database `{path}` differs from the one in this build (applied sha256 `{applied}`, built-in `{built_in}`)"
+    )]
+    MigrationChanged {
+        /// The file.
+        path: PathBuf,
+        /// The migration.
+        name: String,
+        /// Hash of what was applied.
+        applied: String,
+        /// Hash of what this build has.
+        built_in: String,
+    },
+}
+
+/// The SQLite implementation of [`omnigate_core::Store`].
+///
+/// One write connection behind a mutex (SQLite has one writer at a time
+/// anyway) and a few read connections that never block on it.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    pub(crate) approval: ApprovalPolicy,
+    pub(crate) journey: JourneyConfig,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock rolled its transaction back when the
+    // `Transaction` dropped, so the connection is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn configure(conn: &Connection, cache_mib: u32) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // Every statement is prepared once per connection; the default cache of
+    // 16 is smaller than the set of statements the writer uses.
+    conn.set_prepared_statement_cache_capacity(64);
+    // WAL: readers and the writer do not block each other. synchronous=FULL
+    // in WAL fsyncs the log at every commit, so a committed transaction
+    // survives a power cut, not only a process crash (NORMAL would risk the
+    // last commits on power loss: invariant 4 says an accepted write is
+    // never lost).
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::InvalidQuery);
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Ingest dirties pages all over the feature tables (keyed by HCP); a
+    // larger WAL before each checkpoint lets repeated writes of one page
+    // reach the main file once. Bounded: ~40 MiB of WAL.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `options.data_dir` and applies
+    /// pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`] if the directory or file cannot be created or opened,
+    /// or the schema is newer than this build or was tampered with.
+    pub fn open(options: StoreOptions) -> Result<Self, OpenError> {
+        options.journey.validate()?;
+        std::fs::create_dir_all(&options.data_dir).map_err(|source| OpenError::DataDir {
+            path: options.data_dir.clone(),
+            source,
+        })?;
+        let path = options.data_dir.join(DB_FILE);
+        let sqlite = |source| OpenError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut writer = Connection::open(&path).map_err(sqlite)?;
+        configure(&writer, options.cache_mib).map_err(sqlite)?;
+        migrate::migrate(&mut writer, &path)?;
+        let mut readers = Vec::new();
+        for _ in 0..options.readers.max(1) {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(sqlite)?;
+            conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite)?;
+            conn.set_prepared_statement_cache_capacity(64);
+            conn.pragma_update(None, "cache_size", -(i64::from(options.cache_mib) * 1024))
+                .map_err(sqlite)?;
+            conn.pragma_update(None, "mmap_size", i64::from(options.mmap_mib) * 1024 * 1024)
+                .map_err(sqlite)?;
+            readers.push(Mutex::new(conn));
+        }
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            approval: options.approval,
+            journey: options.journey,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) with an audit
+    /// writer positioned at the chain's head; commits if `f` succeeds.
+    ///
+    /// INVARIANT: a change and its audit entries commit together or not at
+    /// all; an `Err` from `f` rolls everything back.
+    pub(crate) fn write<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &mut AuditWriter) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .during(op)?;
+        let mut audit = AuditWriter::at_head(&tx).during(op)?;
+        let out = f(&tx, &mut audit)?;
+        tx.commit().during(op)?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read connection, in one read transaction so that it
+    /// sees a single snapshot.
+    pub(crate) fn read<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        // Take a free reader if there is one, else wait for ours.
+        let guard = (0..n)
+            .find_map(|i| self.readers[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| lock(&self.readers[start % n]));
+        // Prepared once per connection: reads are hot (features, consent).
+        let run = |sql: &str| guard.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        run("BEGIN DEFERRED").during(op)?;
+        let out = f(&guard);
+        // Ending a read transaction cannot lose anything; report the first
+        // error only.
+        let end = run("COMMIT").during(op);
+        let out = out?;
+        end?;
+        Ok(out)
+    }
+}
+
+/// Maps a backend error to [`StoreError::Backend`] naming the operation.
+pub(crate) trait During<T> {
+    fn during(self, op: &'static str) -> StoreResult<T>;
+}
+
+impl<T> During<T> for rusqlite::Result<T> {
+    fn during(self, op: &'static str) -> StoreResult<T> {
+        self.map_err(|e| StoreError::Backend {
+            op,
+            message: e.to_string(),
+        })
+    }
+}
+
+impl<T> During<T> for serde_json::Result<T> {
+    fn during(self, op: &'static str) -> StoreResult<T> {
+        self.map_err(|e| StoreError::Backend {
+            op,
+            message: format!("stored JSON is unreadable: {e}"),
+        })
+    }
+}
+
+/// A stored name (channel, status, ...) that does not parse: the file was
+/// edited or written by a newer build.
+pub(crate) fn corrupt(op: &'static str, what: &str, value: &str) -> StoreError {
+    StoreError::Backend {
+        op,
+        message: format!("stored {what} `{value}` is not known to this build"),
+    }
+}
