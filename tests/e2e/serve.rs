@@ -1,5 +1,12 @@
 //! `omnigate serve` as a real process on a loopback port.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 use std::time::Duration;
 
 use omnigate_tests::{Server, copy_plugins, packaged_plugins, repo, target_dir};
@@ -7,7 +14,11 @@ use omnigate_tests::{Server, copy_plugins, packaged_plugins, repo, target_dir};
 fn plugin_names(health: &serde_json::Value) -> Vec<String> {
     health["plugins"]
         .as_array()
-        .map(|p| p.iter().filter_map(|x| x["name"].as_str().map(String::from)).collect())
+        .map(|p| {
+            p.iter()
+                .filter_map(|x| x["name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -31,7 +42,11 @@ fn serve_loads_plugins_and_policies_reloads_on_sighup_and_stops_on_sigterm() {
     let health = server.get("/health");
     assert_eq!(health["status"], "ok");
     assert_eq!(plugin_names(&health), ["email-adapter", "stage-scorer"]);
-    assert_eq!(health["policy_version"].as_str().map(str::len), Some(64), "{health}");
+    assert_eq!(
+        health["policy_version"].as_str().map(str::len),
+        Some(64),
+        "{health}"
+    );
     // The compile cache was written into the data directory.
     assert_eq!(std::fs::read_dir(data.join("cache")).unwrap().count(), 2);
 
@@ -39,7 +54,9 @@ fn serve_loads_plugins_and_policies_reloads_on_sighup_and_stops_on_sigterm() {
     copy_plugins(&target_dir().join("test-plugins"), &plugins);
     server.signal("HUP");
     assert!(
-        server.wait_for("/health", Duration::from_secs(20), |h| plugin_names(h).len() == 3),
+        server.wait_for("/health", Duration::from_secs(20), |h| plugin_names(h)
+            .len()
+            == 3),
         "the hostile test plugin was not loaded on SIGHUP"
     );
 

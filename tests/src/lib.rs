@@ -25,7 +25,11 @@ pub fn target_dir() -> PathBuf {
 pub fn omnigate() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/debug/deps/serve-1234 -> target/debug/omnigate
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let bin = profile_dir.join("omnigate");
     assert!(
         bin.is_file(),
@@ -51,10 +55,10 @@ pub fn copy_plugins(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap_or_default();
     for entry in std::fs::read_dir(from).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "toml" || e == "wasm") {
-            if let Some(name) = path.file_name() {
-                let _ = std::fs::copy(&path, to.join(name));
-            }
+        if path.extension().is_some_and(|e| e == "toml" || e == "wasm")
+            && let Some(name) = path.file_name()
+        {
+            let _ = std::fs::copy(&path, to.join(name));
         }
     }
 }
@@ -115,7 +119,12 @@ impl Server {
     }
 
     /// Polls `check` on `GET path` until it holds or `timeout` passes.
-    pub fn wait_for(&self, path: &str, timeout: Duration, check: impl Fn(&serde_json::Value) -> bool) -> bool {
+    pub fn wait_for(
+        &self,
+        path: &str,
+        timeout: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> bool {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if check(&self.get(path)) {

@@ -2,6 +2,7 @@
 //! subcommands are the command line for operators, compliance officers and
 //! plugin partners.
 
+mod audit;
 mod plugins;
 mod policy;
 mod serve;
@@ -25,6 +26,9 @@ enum Command {
     /// Inspect and list plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Compliance policy files: screen a text, run the policy tests, check the files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => report(serve::run(args)),
         Command::Plugins(cmd) => plugins::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
     }
 }
 

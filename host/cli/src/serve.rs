@@ -7,8 +7,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use omnigate_api::{AppState, router};
+use omnigate_core::store::AuditStore;
 use omnigate_policy::PolicyHandle;
 use omnigate_runtime::{Runtime, RuntimeConfig};
+use omnigate_store::{SqliteStore, StoreOptions};
 use tracing::{error, info, warn};
 
 /// Options of `omnigate serve`.
@@ -60,6 +62,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
             args.data_dir.display()
         )
     })?;
+
+    // The embedded store: created and migrated on first start.
+    let store = SqliteStore::open(StoreOptions::new(&args.data_dir))
+        .with_context(|| format!("cannot open the store in `{}`", args.data_dir.display()))?;
+    let audit = store.verify_audit().context("cannot read the audit log")?;
+    match &audit.broken {
+        None => info!(entries = audit.entries, "store open, audit chain intact"),
+        Some(b) => {
+            warn!(seq = b.seq, problem = %b.problem, "store open, AUDIT CHAIN BROKEN: run `omnigate audit verify`")
+        }
+    }
 
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(args.data_dir.join("cache")),

@@ -5,7 +5,12 @@
 //!
 //! Run: `cargo xtask plugins && cargo bench -p omnigate-runtime --bench score`
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark"
+)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,8 +19,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use omnigate_core::{Channel, ChannelStats, EngagementStats, HcpSnapshot};
 use omnigate_runtime::bindings::adapter::omnigate::plugin::config;
 use omnigate_runtime::bindings::scorer::ScoringModel;
+use omnigate_runtime::bindings::snapshot_to_wit;
 use omnigate_runtime::scoring::{CampaignGoal, CandidateAction, ChannelPerformance, ScoreRequest};
-use omnigate_runtime::types::{self, ChannelStats as WitStats, EngagementStats as WitEngagement};
+use omnigate_runtime::types;
 use omnigate_runtime::{Runtime, RuntimeConfig};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
@@ -26,7 +32,11 @@ fn packaged(file: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     let path = target.join("plugins").join(file);
-    assert!(path.exists(), "{} is missing: run `cargo xtask plugins`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask plugins`",
+        path.display()
+    );
     path
 }
 
@@ -34,14 +44,25 @@ fn goal() -> CampaignGoal {
     CampaignGoal {
         product: "lipidex".into(),
         target_stage: "adoption".into(),
-        stages: ["awareness", "interest", "consideration", "adoption", "advocacy"].map(String::from).to_vec(),
+        stages: [
+            "awareness",
+            "interest",
+            "consideration",
+            "adoption",
+            "advocacy",
+        ]
+        .map(String::from)
+        .to_vec(),
     }
 }
 
 /// Six candidate actions: three contents on two channels.
 fn candidates() -> Vec<CandidateAction> {
     let mut out = Vec::new();
-    for (i, stage) in ["awareness", "interest", "consideration"].iter().enumerate() {
+    for (i, stage) in ["awareness", "interest", "consideration"]
+        .iter()
+        .enumerate()
+    {
         for channel in [types::Channel::Email, types::Channel::RepVisit] {
             out.push(CandidateAction {
                 action_id: format!("a{i}-{channel:?}"),
@@ -57,8 +78,20 @@ fn candidates() -> Vec<CandidateAction> {
 
 fn population() -> Vec<ChannelPerformance> {
     vec![
-        ChannelPerformance { channel: types::Channel::Email, sends: 10_000, opens: 3_000, clicks: 400, progressions: 150 },
-        ChannelPerformance { channel: types::Channel::RepVisit, sends: 2_000, opens: 0, clicks: 0, progressions: 120 },
+        ChannelPerformance {
+            channel: types::Channel::Email,
+            sends: 10_000,
+            opens: 3_000,
+            clicks: 400,
+            progressions: 150,
+        },
+        ChannelPerformance {
+            channel: types::Channel::RepVisit,
+            sends: 2_000,
+            opens: 0,
+            clicks: 0,
+            progressions: 120,
+        },
     ]
 }
 
@@ -100,7 +133,10 @@ struct Bare {
 
 impl WasiView for Bare {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -120,7 +156,12 @@ fn bench(c: &mut Criterion) {
     let snapshot = hcp();
     let mut group = c.benchmark_group("score (6 candidates)");
     group.bench_function("omnigate runtime, all limits on", |b| {
-        b.iter(|| plugin.score(&snapshot, candidates(), goal(), population()).unwrap().unwrap())
+        b.iter(|| {
+            plugin
+                .score(&snapshot, candidates(), goal(), population())
+                .unwrap()
+                .unwrap()
+        })
     });
 
     // Bare: the same engine features, no limits.
@@ -138,44 +179,8 @@ fn bench(c: &mut Criterion) {
         },
     );
     let bindings = ScoringModel::instantiate(&mut store, &component, &linker).unwrap();
-    let wit_hcp = {
-        let s = hcp();
-        types::HcpSnapshot {
-            id: s.id,
-            name: None,
-            specialty_code: s.specialty_code,
-            specialty: s.specialty,
-            institution: None,
-            market: None,
-            time_zone: None,
-            language: None,
-            tags: s.tags,
-            journey_stage: s.journey_stage,
-            engagement: s.engagement.map(|e| WitEngagement {
-                touches_7d: e.touches_7d,
-                touches_30d: e.touches_30d,
-                channels: e
-                    .channels
-                    .into_iter()
-                    .map(|c| WitStats {
-                        channel: c.channel.into(),
-                        last_touch_at: c.last_touch_at,
-                        touches_7d: c.touches_7d,
-                        touches_30d: c.touches_30d,
-                        sends: c.sends,
-                        opens: c.opens,
-                        clicks: c.clicks,
-                        attended: c.attended,
-                    })
-                    .collect(),
-                content_seen: e.content_seen,
-            }),
-            assigned_reps: None,
-            email: None,
-            phone: None,
-            wechat_id: None,
-        }
-    };
+    // The same fields the manifest grants, converted once outside the loop.
+    let wit_hcp = snapshot_to_wit(hcp().scoped_to(&plugin.manifest().hcp_fields));
     group.bench_function("bare wasmtime, no limits", |b| {
         b.iter(|| {
             let request = ScoreRequest {
@@ -184,7 +189,11 @@ fn bench(c: &mut Criterion) {
                 goal: goal(),
                 population: population(),
             };
-            bindings.omnigate_plugin_scoring().call_score(&mut store, &request).unwrap().unwrap()
+            bindings
+                .omnigate_plugin_scoring()
+                .call_score(&mut store, &request)
+                .unwrap()
+                .unwrap()
         })
     });
     group.finish();

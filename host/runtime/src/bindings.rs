@@ -66,7 +66,7 @@ impl From<types::Channel> for Channel {
 
 /// The WIT form of a snapshot. Callers scope it first
 /// ([`HcpSnapshot::scoped_to`]); [`crate::Plugin`] does so on every call.
-pub(crate) fn snapshot_to_wit(s: HcpSnapshot) -> types::HcpSnapshot {
+pub fn snapshot_to_wit(s: HcpSnapshot) -> types::HcpSnapshot {
     types::HcpSnapshot {
         id: s.id,
         name: s.name,

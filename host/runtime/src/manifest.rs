@@ -254,12 +254,12 @@ impl Manifest {
                 )));
             }
         }
-        if plugin.kind == PluginKind::ScoringModel {
-            if let Some(field) = hcp_fields.iter().find(|f| f.is_contact_detail()) {
-                return Err(invalid(format!(
-                    "a scoring-model may not be granted the contact detail `{field}`"
-                )));
-            }
+        if plugin.kind == PluginKind::ScoringModel
+            && let Some(field) = hcp_fields.iter().find(|f| f.is_contact_detail())
+        {
+            return Err(invalid(format!(
+                "a scoring-model may not be granted the contact detail `{field}`"
+            )));
         }
 
         let limits = validate_limits(&limits).map_err(invalid)?;

@@ -368,12 +368,14 @@ impl Plugin {
         match f(&mut instance.store, &instance.bindings) {
             Ok(value) => {
                 let stderr_used = instance.store.data().stderr.contents().len();
-                if stderr_used < STDERR_CAPACITY / 2 {
-                    if let Ok(mut idle) = self.idle.lock() {
-                        if idle.len() < self.shared.config.max_idle_instances {
-                            idle.push(instance);
-                        }
-                    }
+                // A healthy instance goes back to the pool, unless its
+                // stderr is half full (so a chatty plugin never finds it
+                // closed) or the pool is full.
+                if stderr_used < STDERR_CAPACITY / 2
+                    && let Ok(mut idle) = self.idle.lock()
+                    && idle.len() < self.shared.config.max_idle_instances
+                {
+                    idle.push(instance);
                 }
                 Ok(value)
             }

@@ -1,6 +1,13 @@
 //! The bundled plugins end to end: the e-mail adapter against a loopback
 //! provider, the egress hook, field scoping and the stage scorer.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -93,10 +100,14 @@ fn provider_failures_become_typed_upstream_errors() {
     }
 }
 
+/// What the recorder saw of one request: `METHOD URI from plugin/call`, the
+/// call id, the dispatch ids and the body.
+type Seen = (String, u64, Vec<String>, String);
+
 /// Records every request and refuses bodies with a forbidden word.
 #[derive(Default)]
 struct Recorder {
-    seen: Mutex<Vec<(String, u64, Vec<String>, String)>>,
+    seen: Mutex<Vec<Seen>>,
 }
 
 impl EgressInspector for Recorder {

@@ -1,5 +1,12 @@
 //! Loading, refusing, caching, replacing and unloading real components.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 mod common;
 
 use std::sync::Arc;

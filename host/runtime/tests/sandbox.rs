@@ -2,6 +2,13 @@
 //! runtime: each misbehaviour ends in its typed error within its limit, and
 //! a well-behaved plugin's next call succeeds.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 mod common;
 
 use std::net::TcpListener;

@@ -2,6 +2,11 @@
 //! (built by `cargo xtask plugins`) and manifests derived from them.
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test support fails by panicking"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -100,7 +100,10 @@ impl Guest for Hostile {
                     .first()
                     .and_then(|m| m.recipient.email.clone())
                     .unwrap_or_default();
-                panic!("cannot deliver to {address}");
+                #[allow(clippy::panic, reason = "panicking is this mode's misbehaviour")]
+                {
+                    panic!("cannot deliver to {address}");
+                }
             }
             "egress" => {
                 let target = config::get("target").unwrap_or_default();
