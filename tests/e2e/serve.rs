@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use omnigate_tests::{Server, copy_plugins, packaged_plugins, repo, target_dir};
+use omnigate_tests::{Server, copy_plugins, omnigate, packaged_plugins, repo, target_dir};
 
 fn plugin_names(health: &serde_json::Value) -> Vec<String> {
     health["plugins"]
@@ -69,6 +69,27 @@ fn serve_loads_plugins_and_policies_reloads_on_sighup_and_stops_on_sigterm() {
     server.signal("TERM");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "graceful stop, got {status}");
+
+    // The store it created verifies.
+    let out = std::process::Command::new(omnigate())
+        .args(["audit", "verify", "--format", "json", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["broken"], serde_json::Value::Null, "{report}");
+}
+
+#[test]
+fn audit_verify_without_a_store_says_so_with_exit_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(omnigate())
+        .args(["audit", "verify", "--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no omnigate store in"), "{stderr}");
 }
 
 #[test]
