@@ -72,10 +72,21 @@ fn serve_loads_plugins_and_policies_reloads_on_sighup_and_stops_on_sigterm() {
 
     // The store it created verifies.
     let out = std::process::Command::new(omnigate())
-        .args(["audit", "verify", "--format", "json", "--data-dir", data.to_str().unwrap()])
+        .args([
+            "audit",
+            "verify",
+            "--format",
+            "json",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["broken"], serde_json::Value::Null, "{report}");
 }
@@ -84,7 +95,12 @@ fn serve_loads_plugins_and_policies_reloads_on_sighup_and_stops_on_sigterm() {
 fn audit_verify_without_a_store_says_so_with_exit_status_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(omnigate())
-        .args(["audit", "verify", "--data-dir", dir.path().to_str().unwrap()])
+        .args([
+            "audit",
+            "verify",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

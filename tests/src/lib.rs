@@ -24,7 +24,8 @@ pub fn target_dir() -> PathBuf {
 /// test.
 pub fn omnigate() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/serve-1234 -> target/debug/omnigate
+    // target/debug/deps/e2e_serve-1234 -> target/debug/omnigate (cargo builds
+    // the binary before the integration tests of its package)
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
