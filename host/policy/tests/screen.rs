@@ -109,19 +109,22 @@ fn a_handle_without_a_policy_blocks_everything() {
     assert_eq!(s.findings[0].rule, "no-policy");
 }
 
+/// Rewrites `from` to `to` in the copied `claims.toml`, as a compliance
+/// officer editing the file would.
+fn edit_claims(dir: &std::path::Path, from: &str, to: &str) {
+    let claims = dir.join("claims.toml");
+    let text = std::fs::read_to_string(&claims).unwrap();
+    assert!(text.contains(from), "`{from}` is not in claims.toml");
+    std::fs::write(&claims, text.replace(from, to)).unwrap();
+}
+
 #[test]
 fn a_failed_reload_keeps_the_previous_policy_and_reports_why() {
     let dir = tempfile::tempdir().unwrap();
     copy_policies(dir.path());
     let handle = PolicyHandle::empty();
     let v1 = handle.reload(dir.path()).unwrap();
-    let claims = dir.path().join("claims.toml");
-    let text = std::fs::read_to_string(&claims).unwrap();
-    std::fs::write(
-        &claims,
-        text.replace("severity = \"block\"", "severity = \"blok\""),
-    )
-    .unwrap();
+    edit_claims(dir.path(), "severity = \"block\"", "severity = \"blok\"");
     let err = handle.reload(dir.path()).unwrap_err();
     assert!(
         err.to_string().starts_with("unknown severity `blok`"),
@@ -139,13 +142,11 @@ fn a_good_reload_takes_effect_with_a_new_version() {
     copy_policies(dir.path());
     let handle = PolicyHandle::empty();
     let v1 = handle.reload(dir.path()).unwrap();
-    let claims = dir.path().join("claims.toml");
-    let text = std::fs::read_to_string(&claims).unwrap();
-    std::fs::write(
-        &claims,
-        text.replace("\"harmless\",", "\"harmless\", \"gentle as water\","),
-    )
-    .unwrap();
+    edit_claims(
+        dir.path(),
+        "\"harmless\",",
+        "\"harmless\", \"gentle as water\",",
+    );
     let v2 = handle.reload(dir.path()).unwrap();
     assert_ne!(v1, v2);
     let s = handle.screen(
