@@ -272,6 +272,37 @@ pub struct SignOff {
     pub signed_at: UnixMillis,
 }
 
+/// The pre-screen of a version, recorded with its submission for review.
+///
+/// The report is the compliance gate's screening of the version on each of
+/// its markets and channels (its shape belongs to the policy crate); the
+/// store keeps it as canonical JSON and vouches for it in the audit entry of
+/// the submission with its sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPreScreen {
+    /// sha256 of the policy set the version was screened with.
+    pub policy_version: String,
+    /// The report.
+    pub report: serde_json::Value,
+}
+
+/// A stored pre-screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreScreenRecord {
+    /// The version screened.
+    pub version: VersionHash,
+    /// sha256 of the policy set it was screened with.
+    pub policy_version: String,
+    /// Who submitted the version.
+    pub submitted_by: String,
+    /// When it was submitted (and screened).
+    pub submitted_at: UnixMillis,
+    /// sha256 of the report's canonical JSON, as in the audit entry.
+    pub sha256: String,
+    /// The report.
+    pub report: serde_json::Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

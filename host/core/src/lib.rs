@@ -25,9 +25,11 @@ pub mod event;
 pub mod field;
 pub mod hcp;
 pub mod journey;
+pub mod ledger;
 pub mod redact;
 pub mod snapshot;
 pub mod store;
+pub mod template;
 
 pub use channel::Channel;
 pub use field::HcpField;

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEntry, AuditReport};
 use crate::consent::{ConsentId, ConsentRecord, NewConsent, Purpose};
-use crate::content::{ContentBody, ContentState, ContentVersion, ReviewRole, SignOff, VersionHash};
+use crate::content::{
+    ContentBody, ContentState, ContentVersion, NewPreScreen, PreScreenRecord, ReviewRole, SignOff,
+    VersionHash,
+};
 use crate::event::{Event, EventError, NewEvent, UnixMillis};
 use crate::hcp::{HcpId, HcpProfile};
 use crate::journey::JourneyTransition;
@@ -213,8 +216,20 @@ pub trait ContentStore {
     fn version(&self, hash: &VersionHash) -> StoreResult<Option<ContentVersion>>;
     /// The current version of an item.
     fn current_version(&self, item: &str) -> StoreResult<Option<VersionHash>>;
-    /// Draft -> in review.
-    fn submit_for_review(&self, actor: &str, hash: &VersionHash) -> StoreResult<()>;
+    /// Draft -> in review, recording the version's pre-screen in the same
+    /// transaction as the state change and its audit entry.
+    fn submit_for_review(
+        &self,
+        actor: &str,
+        hash: &VersionHash,
+        prescreen: &NewPreScreen,
+    ) -> StoreResult<()>;
+    /// The pre-screen recorded when the version was submitted, if it was.
+    fn prescreen(&self, hash: &VersionHash) -> StoreResult<Option<PreScreenRecord>>;
+    /// Every version of an item, oldest first (empty for an unknown item).
+    fn versions_of(&self, item: &str) -> StoreResult<Vec<ContentVersion>>;
+    /// Which roles must sign off, by market.
+    fn approval_policy(&self) -> crate::ApprovalPolicy;
     /// Records one role's sign-off; the last required one approves.
     fn sign_off(
         &self,
@@ -244,6 +259,8 @@ pub trait JourneyStore {
     fn journey_stage(&self, hcp: &HcpId, brand: &str) -> StoreResult<Option<String>>;
     /// Every move of an HCP on a brand's ladder, oldest first.
     fn journey_history(&self, hcp: &HcpId, brand: &str) -> StoreResult<Vec<JourneyTransition>>;
+    /// The brands an HCP has a journey stage for, sorted.
+    fn journey_brands(&self, hcp: &HcpId) -> StoreResult<Vec<String>>;
     /// Puts an HCP on a stage by decision (up or down), with the reason.
     fn set_journey_stage(
         &self,
@@ -297,6 +314,7 @@ pub trait Store:
     + IdentityStore
     + ContentStore
     + AuditStore
+    + crate::ledger::LedgerStore
     + Send
     + Sync
 {
@@ -310,6 +328,7 @@ impl<T> Store for T where
         + IdentityStore
         + ContentStore
         + AuditStore
+        + crate::ledger::LedgerStore
         + Send
         + Sync
 {

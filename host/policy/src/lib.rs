@@ -31,6 +31,7 @@
 pub mod cases;
 mod checks;
 pub mod compile;
+pub mod content;
 pub mod diag;
 pub mod handle;
 pub mod html;

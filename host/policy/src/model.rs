@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use omnigate_core::{Channel, HcpField};
+use omnigate_core::template::PersonalField;
+use omnigate_core::{Channel, Purpose};
 use serde::Serialize;
 
 use crate::diag::Location;
@@ -241,8 +242,9 @@ pub struct ChannelPolicy {
     pub screened: bool,
     /// Audiences it may address.
     pub audiences: Vec<Audience>,
-    /// HCP fields that may be filled into an approved text.
-    pub personalization: Vec<HcpField>,
+    /// Personalization fields that may be filled into an approved text
+    /// (contact details cannot be expressed).
+    pub personalization: Vec<PersonalField>,
 }
 
 /// The consent a rule requires.
@@ -263,7 +265,7 @@ pub struct ConsentRule {
     /// Markets and channels (audience unused).
     pub scope: Scope,
     /// Purposes; `None` means all.
-    pub purposes: Option<Vec<String>>,
+    pub purposes: Option<Vec<Purpose>>,
     /// What must be on record.
     pub requires: ConsentLevel,
     /// The consent must name the product.
@@ -364,8 +366,8 @@ pub struct PolicySet {
     pub markets: BTreeMap<String, Market>,
     /// Channel settings.
     pub channels: BTreeMap<Channel, ChannelPolicy>,
-    /// Consent purposes.
-    pub purposes: Vec<String>,
+    /// Consent purposes the policy uses.
+    pub purposes: Vec<Purpose>,
     /// Consent rules.
     pub consent: Vec<ConsentRule>,
     /// Caps.

@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
-use omnigate_core::{Channel, HcpField};
+use omnigate_core::template::PersonalField;
+use omnigate_core::{Channel, HcpField, Purpose};
 
 use crate::checks::{V, channel_list, rule_of};
 use crate::diag::Diagnostic;
@@ -296,8 +297,9 @@ pub fn validate(p: Parsed) -> Result<PolicySet, Vec<Diagnostic>> {
         };
         let mut personalization = Vec::new();
         for field in &c.personalization {
-            match HcpField::from_str(field.get_ref()) {
-                Ok(hf) if hf.is_contact_detail() => v.err(
+            match PersonalField::from_str(field.get_ref()) {
+                Ok(pf) => personalization.push(pf),
+                Err(_) if HcpField::from_str(field.get_ref()).is_ok_and(|f| f.is_contact_detail()) => v.err(
                     chf,
                     field,
                     format!(
@@ -306,17 +308,16 @@ pub fn validate(p: Parsed) -> Result<PolicySet, Vec<Diagnostic>> {
                     ),
                     Some("contact details never appear in message text".into()),
                 ),
-                Ok(hf) => personalization.push(hf),
                 Err(_) => v.err(
                     chf,
                     field,
                     format!(
-                        "unknown HCP field `{}` on channel `{channel}`",
+                        "unknown personalization field `{}` on channel `{channel}`",
                         field.get_ref()
                     ),
                     Some(format!(
                         "expected one of: {}",
-                        HcpField::ALL.map(HcpField::as_str).join(", ")
+                        PersonalField::ALL.map(PersonalField::as_str).join(", ")
                     )),
                 ),
             }
@@ -334,11 +335,15 @@ pub fn validate(p: Parsed) -> Result<PolicySet, Vec<Diagnostic>> {
 
     // Consent.
     let (cof, consent_file) = &p.consent;
-    let purposes: Vec<String> = consent_file
-        .purposes
-        .iter()
-        .map(|s| s.get_ref().clone())
-        .collect();
+    // The purposes a policy may name are the host's (a dispatch carries one
+    // of them); the file lists the ones it uses, each checked here.
+    let mut purposes: Vec<Purpose> = Vec::new();
+    for pu in &consent_file.purposes {
+        match pu.get_ref().parse::<Purpose>() {
+            Ok(known) => purposes.push(known),
+            Err(e) => v.err(cof, pu, e.to_string(), None),
+        }
+    }
     let mut consent = Vec::new();
     for r in &consent_file.rules {
         let meta = v.meta(cof, &r.id, &r.severity, &r.reason, &r.reference);
@@ -349,8 +354,10 @@ pub fn validate(p: Parsed) -> Result<PolicySet, Vec<Diagnostic>> {
             audiences: None,
         };
         if let Some(list) = &r.purposes {
-            for pu in list.iter().filter(|pu| !purposes.contains(pu.get_ref())) {
-                let help = format!("consent.toml `purposes` declares: {}", purposes.join(", "));
+            let declared = |name: &str| purposes.iter().any(|p| p.as_str() == name);
+            for pu in list.iter().filter(|pu| !declared(pu.get_ref())) {
+                let names: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
+                let help = format!("consent.toml `purposes` declares: {}", names.join(", "));
                 v.err(
                     cof,
                     pu,
@@ -380,10 +387,11 @@ pub fn validate(p: Parsed) -> Result<PolicySet, Vec<Diagnostic>> {
             consent.push(ConsentRule {
                 meta,
                 scope,
-                purposes: r
-                    .purposes
-                    .as_ref()
-                    .map(|l| l.iter().map(|s| s.get_ref().clone()).collect()),
+                purposes: r.purposes.as_ref().map(|l| {
+                    l.iter()
+                        .filter_map(|s| s.get_ref().parse::<Purpose>().ok())
+                        .collect()
+                }),
                 requires,
                 per_product: r.per_product,
                 max_age,

@@ -1,11 +1,21 @@
 //! Event ingest throughput with durability on (WAL, `synchronous=FULL`: one
-//! WAL fsync per batch), into a store of 10,000 HCPs.
+//! WAL fsync per batch), into a store that already holds data: 100,000 HCPs
+//! and 1,000,000 events by default.
 //!
 //! `cargo bench -p omnigate-store --bench ingest`
 //!
 //! `ingest/durable_*` is wall time. `ingest_cpu/*` counts the CPU time the
-//! process spent instead (from `/proc/self/schedstat`), which is what the
+//! process spent instead (from `/proc/self/schedstat`, every thread of the
+//! process, so background checkpoints are included), which is what the
 //! writer costs on a machine that is not shared.
+//!
+//! Event ids look like provider message ids (random hex), so the id index
+//! gets random inserts, as in production. Settings:
+//!
+//! - `OMNIGATE_BENCH_HCPS` (default 100,000) and `OMNIGATE_BENCH_EVENTS`
+//!   (default 1,000,000): the HCPs and events stored before measuring;
+//! - `OMNIGATE_BENCH_DIR=<dir>` keeps the database between runs (each run
+//!   adds the events it measures).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,20 +23,92 @@
 mod common;
 
 use std::cell::Cell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use omnigate_core::NewEvent;
 use omnigate_core::store::{EventStore, HcpStore};
 use omnigate_store::{SqliteStore, StoreOptions};
 
-const HCPS: usize = 10_000;
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Event `n` of the mix, with a random-looking id (a bijection of `n`).
+fn event(n: u64, hcps: usize) -> NewEvent {
+    let mut e = common::event(n, hcps);
+    e.id = format!("evt-{:016x}", n.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    e
+}
+
+fn batch(start: u64, size: u64, hcps: usize) -> Vec<NewEvent> {
+    (start..start + size).map(|n| event(n, hcps)).collect()
+}
+
+fn db_size(store: &SqliteStore) -> f64 {
+    let dir = store.path().parent().unwrap();
+    let bytes: u64 = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Opens (and fills, the first time) the store; returns it with the number
+/// of events already stored, the next event number to use.
+fn setup() -> (Option<tempfile::TempDir>, SqliteStore, usize, u64) {
+    let hcps = env_or("OMNIGATE_BENCH_HCPS", 100_000) as usize;
+    let events = env_or("OMNIGATE_BENCH_EVENTS", 1_000_000);
+    let (tmp, dir) = match std::env::var("OMNIGATE_BENCH_DIR") {
+        Ok(d) => (
+            None,
+            std::path::PathBuf::from(d).join(format!("ingest-{hcps}-{events}")),
+        ),
+        Err(_) => {
+            let t = tempfile::tempdir().unwrap();
+            let d = t.path().to_owned();
+            (Some(t), d)
+        }
+    };
+    let t = Instant::now();
+    let store = SqliteStore::open(StoreOptions::new(&dir)).unwrap();
+    eprintln!("open: {:.1?}", t.elapsed());
+    let t = Instant::now();
+    let have = store.hcp_count().unwrap() as usize;
+    for start in (have..hcps).step_by(10_000) {
+        let chunk: Vec<_> = (start..(start + 10_000).min(hcps))
+            .map(common::profile)
+            .collect();
+        store.upsert_profiles("bench", &chunk).unwrap();
+    }
+    let stored = store.event_count().unwrap();
+    for start in (stored..events).step_by(10_000) {
+        let b = batch(start, 10_000.min(events - start), hcps);
+        store.ingest("bench", &format!("setup-{start}"), &b).unwrap();
+    }
+    let stored = store.event_count().unwrap();
+    eprintln!(
+        "set-up: {hcps} HCPs, {stored} events, {:.0} MiB on disk, in {:.1?}",
+        db_size(&store),
+        t.elapsed()
+    );
+    (tmp, store, hcps, stored)
+}
 
 fn ingest(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(StoreOptions::new(dir.path())).unwrap();
-    let profiles: Vec<_> = (0..HCPS).map(common::profile).collect();
-    store.upsert_profiles("bench", &profiles).unwrap();
-    let next = Cell::new(0u64);
+    let (_tmp, store, hcps, stored) = setup();
+    // Measured events are numbered from 2^40 + the events stored, so that a
+    // kept database never sees a number twice: every measured event is new.
+    let next = Cell::new((1 << 40) + stored);
+    let take = |size: u64| {
+        let start = next.get();
+        next.set(start + size);
+        (format!("bench-{start}"), batch(start, size, hcps))
+    };
     let mut group = c.benchmark_group("ingest");
     group
         .measurement_time(Duration::from_secs(10))
@@ -35,14 +117,11 @@ fn ingest(c: &mut Criterion) {
         group.throughput(Throughput::Elements(size));
         group.bench_function(format!("durable_batch_of_{size}"), |b| {
             b.iter_batched(
-                || {
-                    let start = next.get();
-                    next.set(start + size);
-                    (start..start + size)
-                        .map(|n| common::event(n, HCPS))
-                        .collect::<Vec<_>>()
+                || take(size),
+                |(id, batch)| {
+                    let r = store.ingest("bench", &id, &batch).unwrap();
+                    assert_eq!(r.accepted as u64, size);
                 },
-                |batch| store.ingest("bench", "b", &batch).unwrap(),
                 BatchSize::PerIteration,
             );
         });
@@ -59,13 +138,9 @@ fn ingest(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
-                    let start = next.get();
-                    next.set(start + size);
-                    let batch: Vec<_> = (start..start + size)
-                        .map(|n| common::event(n, HCPS))
-                        .collect();
+                    let (id, batch) = take(size);
                     let before = cpu_time();
-                    store.ingest("bench", "b", &batch).unwrap();
+                    store.ingest("bench", &id, &batch).unwrap();
                     spent += cpu_time().saturating_sub(before);
                 }
                 spent
@@ -73,15 +148,25 @@ fn ingest(c: &mut Criterion) {
         });
     }
     group.finish();
+    eprintln!(
+        "after: {} events, {:.0} MiB on disk",
+        store.event_count().unwrap(),
+        db_size(&store)
+    );
 }
 
-/// CPU time of this process so far (on-CPU time, first field of
-/// `/proc/self/schedstat`, in nanoseconds).
+/// CPU time of this process so far: the on-CPU time of every live thread
+/// (first field of `/proc/self/task/*/schedstat`, in nanoseconds), so a
+/// background checkpointer's work is counted too.
 fn cpu_time() -> Duration {
-    let ns = std::fs::read_to_string("/proc/self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
+    let ns: u64 = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let s = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+            s.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
     Duration::from_nanos(ns)
 }
 

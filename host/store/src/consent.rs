@@ -170,6 +170,15 @@ impl ConsentStore for SqliteStore {
                     tx,
                     NewAuditEntry::new(actor, "consent.record", s.hcp.as_str(), payload),
                 )?;
+                // An opt-out (or a consent back to pending) stops everything
+                // not yet sent on that channel, whatever its purpose or
+                // product: the gate re-checks at send time anyway.
+                if c.status != consent::ConsentStatus::OptIn {
+                    let scope =
+                        omnigate_core::ledger::CancelScope::HcpChannel(s.hcp.clone(), s.channel);
+                    let reason = format!("consent is now {}", c.status.as_str());
+                    crate::ledger::cancel_in(tx, audit, actor, &scope, &reason)?;
+                }
             }
             Ok(ids)
         })

@@ -7,9 +7,10 @@
 use std::collections::BTreeSet;
 
 use omnigate_core::audit::NewAuditEntry;
-use omnigate_core::canonical::{canonical_json_of, sha256_hex};
+use omnigate_core::canonical::{canonical_json_of, sha256_hex, to_canonical_json};
 use omnigate_core::content::{
-    ContentBody, ContentState, ContentVersion, ReviewRole, SignOff, VersionHash,
+    ContentBody, ContentState, ContentVersion, NewPreScreen, PreScreenRecord, ReviewRole, SignOff,
+    VersionHash,
 };
 use omnigate_core::event::UnixMillis;
 use omnigate_core::store::{ContentStore, SignOffOutcome, StoreError, StoreResult};
@@ -250,10 +251,105 @@ impl ContentStore for SqliteStore {
         self.read(OP_READ, |c| Ok(current_of(c, item)?.map(|(h, _)| h)))
     }
 
-    fn submit_for_review(&self, actor: &str, hash: &VersionHash) -> StoreResult<()> {
-        self.write("submit a content version", |tx, audit| {
+    fn submit_for_review(
+        &self,
+        actor: &str,
+        hash: &VersionHash,
+        prescreen: &NewPreScreen,
+    ) -> StoreResult<()> {
+        const OP: &str = "submit a content version";
+        let report = to_canonical_json(&prescreen.report);
+        let sha256 = sha256_hex(report.as_bytes());
+        self.write(OP, |tx, audit| {
             let (v, _) = for_action(tx, hash, "submit", ContentState::Draft)?;
-            set_state(tx, audit, actor, &v, ContentState::InReview, json!({}))
+            // INVARIANT: the pre-screen, the state change and the audit
+            // entry vouching for the pre-screen commit together.
+            tx.prepare_cached(
+                "INSERT INTO content_prescreen
+                     (version, policy_version, submitted_by, submitted_at, report, sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    hash.0,
+                    prescreen.policy_version,
+                    actor,
+                    audit.now(),
+                    report,
+                    sha256
+                ])
+            })
+            .during(OP)?;
+            let details = json!({
+                "prescreen": {"policy_version": prescreen.policy_version, "sha256": sha256},
+            });
+            set_state(tx, audit, actor, &v, ContentState::InReview, details)
+        })
+    }
+
+    fn prescreen(&self, hash: &VersionHash) -> StoreResult<Option<PreScreenRecord>> {
+        const OP: &str = "read a pre-screen";
+        self.read(OP, |c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT policy_version, submitted_by, submitted_at, report, sha256
+                     FROM content_prescreen WHERE version = ?1",
+                )
+                .during(OP)?
+                .query_row([&hash.0], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+                .optional()
+                .during(OP)?;
+            let Some((policy_version, submitted_by, submitted_at, report, sha256)) = row else {
+                return Ok(None);
+            };
+            let computed = sha256_hex(report.as_bytes());
+            if computed != sha256 {
+                return Err(StoreError::Backend {
+                    op: OP,
+                    message: format!(
+                        "the pre-screen of content version `{hash}` does not match its sha256"
+                    ),
+                });
+            }
+            Ok(Some(PreScreenRecord {
+                version: hash.clone(),
+                policy_version,
+                submitted_by,
+                submitted_at,
+                sha256,
+                report: serde_json::from_str(&report).during(OP)?,
+            }))
+        })
+    }
+
+    fn approval_policy(&self) -> omnigate_core::ApprovalPolicy {
+        self.approval.clone()
+    }
+
+    fn versions_of(&self, item: &str) -> StoreResult<Vec<ContentVersion>> {
+        self.read(OP_READ, |c| {
+            let hashes: Vec<VersionHash> = c
+                .prepare_cached(
+                    "SELECT hash FROM content_version WHERE item_id = ?1 ORDER BY created_at, hash",
+                )
+                .during(OP_READ)?
+                .query_map([item], |r| Ok(VersionHash(r.get(0)?)))
+                .during(OP_READ)?
+                .collect::<rusqlite::Result<_>>()
+                .during(OP_READ)?;
+            let mut out = Vec::with_capacity(hashes.len());
+            for h in &hashes {
+                out.extend(load(c, h)?);
+            }
+            Ok(out)
         })
     }
 
@@ -331,7 +427,11 @@ impl ContentStore for SqliteStore {
                 &v,
                 ContentState::Withdrawn,
                 json!({"reason": reason}),
-            )
+            )?;
+            // Withdrawal reaches the channels: nothing queued goes out.
+            let scope = omnigate_core::ledger::CancelScope::Version(hash.clone());
+            crate::ledger::cancel_in(tx, audit, actor, &scope, "content version withdrawn")?;
+            Ok(())
         })
     }
 
@@ -358,6 +458,8 @@ impl ContentStore for SqliteStore {
                     ContentState::Expired,
                     json!({"as_of": now}),
                 )?;
+                let scope = omnigate_core::ledger::CancelScope::Version(hash.clone());
+                crate::ledger::cancel_in(tx, audit, actor, &scope, "content version expired")?;
             }
             Ok(due)
         })

@@ -178,6 +178,19 @@ impl JourneyStore for SqliteStore {
         })
     }
 
+    fn journey_brands(&self, hcp: &HcpId) -> StoreResult<Vec<String>> {
+        self.read("read journey brands", |c| {
+            let n = hcp::num(c, hcp)
+                .during(OP)?
+                .ok_or_else(|| StoreError::UnknownHcp(hcp.clone()))?;
+            let mut stmt = c
+                .prepare_cached("SELECT brand FROM journey_stage WHERE hcp_num = ?1 ORDER BY brand")
+                .during(OP)?;
+            let rows = stmt.query_map([n], |r| r.get(0)).during(OP)?;
+            rows.collect::<rusqlite::Result<_>>().during(OP)
+        })
+    }
+
     fn set_journey_stage(
         &self,
         actor: &str,

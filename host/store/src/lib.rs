@@ -42,6 +42,7 @@ mod events;
 mod hcp;
 mod identity;
 mod journey;
+mod ledger;
 mod migrate;
 mod window;
 

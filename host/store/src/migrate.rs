@@ -52,6 +52,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_identity_merge.sql",
         sql: include_str!("../migrations/0005_identity_merge.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_gate_ledger.sql",
+        sql: include_str!("../migrations/0006_gate_ledger.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_content_prescreen.sql",
+        sql: include_str!("../migrations/0007_content_prescreen.sql"),
+    },
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {

@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
-use omnigate_core::content::{Audience, ContentMetadata};
+use omnigate_core::content::{Audience, ContentMetadata, NewPreScreen};
 use omnigate_core::store::{AuditStore, ContentStore, StoreError};
 use omnigate_core::{ApprovalPolicy, Channel, ContentBody, ContentState, ReviewRole, VersionHash};
 use omnigate_store::{SqliteStore, StoreOptions};
@@ -34,11 +34,18 @@ fn body(subject: &str) -> ContentBody {
     }
 }
 
+fn prescreen() -> NewPreScreen {
+    NewPreScreen {
+        policy_version: "p".repeat(64),
+        report: serde_json::json!({"verdict": "allow", "results": []}),
+    }
+}
+
 fn in_review(s: &SqliteStore) -> VersionHash {
     let v = s
         .put_version("alice", "launch-email", &body("New data"))
         .unwrap();
-    s.submit_for_review("alice", &v).unwrap();
+    s.submit_for_review("alice", &v, &prescreen()).unwrap();
     v
 }
 
@@ -236,7 +243,7 @@ fn a_draft_cannot_be_signed_and_an_approved_version_cannot_be_resubmitted() {
     );
     let v = approved(&s);
     assert!(matches!(
-        s.submit_for_review("alice", &v),
+        s.submit_for_review("alice", &v, &prescreen()),
         Err(StoreError::NotCurrentVersion { .. }) | Err(StoreError::WrongState { .. })
     ));
 }
@@ -277,7 +284,7 @@ fn approved_versions_expire_on_their_date_or_when_withdrawn() {
     ));
 
     let v2 = s.put_version("alice", "other", &body("Other")).unwrap();
-    s.submit_for_review("alice", &v2).unwrap();
+    s.submit_for_review("alice", &v2, &prescreen()).unwrap();
     for (who, role) in [
         ("mel", ReviewRole::Medical),
         ("lea", ReviewRole::Legal),
@@ -328,4 +335,64 @@ fn bad_content_input_is_refused_and_changes_nothing() {
     );
     assert_eq!(s.current_version("launch-email").unwrap(), None);
     assert!(s.audit_entries(1, 10).unwrap().is_empty());
+}
+
+#[test]
+fn the_pre_screen_is_recorded_with_the_submission_and_vouched_for_in_the_audit_log() {
+    let s = open();
+    let v = s
+        .put_version("alice", "launch-email", &body("New data"))
+        .unwrap();
+    assert_eq!(s.prescreen(&v).unwrap(), None);
+    let report = serde_json::json!({"verdict": "block", "blocking_rules": ["absolute-cure"]});
+    let ps = NewPreScreen {
+        policy_version: "f".repeat(64),
+        report: report.clone(),
+    };
+    s.submit_for_review("alice", &v, &ps).unwrap();
+    let stored = s.prescreen(&v).unwrap().unwrap();
+    assert_eq!(stored.report, report);
+    assert_eq!(stored.policy_version, "f".repeat(64));
+    assert_eq!(stored.submitted_by, "alice");
+    let last = s.audit_entries(1, 100).unwrap().pop().unwrap();
+    assert_eq!(last.action, "content.in-review");
+    assert!(last.payload.contains(&stored.sha256), "{}", last.payload);
+
+    // A refused submission records no pre-screen and no audit entry.
+    let before = s.audit_entries(1, 100).unwrap().len();
+    assert!(matches!(
+        s.submit_for_review("alice", &v, &ps),
+        Err(StoreError::WrongState { .. })
+    ));
+    assert_eq!(s.audit_entries(1, 100).unwrap().len(), before);
+    assert_eq!(s.prescreen(&v).unwrap().unwrap().sha256, stored.sha256);
+
+    // Recorded pre-screens cannot be changed behind the registry.
+    let raw = s.raw();
+    assert!(
+        raw.execute("UPDATE content_prescreen SET report = '{}'", [])
+            .is_err()
+    );
+    assert!(raw.execute("DELETE FROM content_prescreen", []).is_err());
+}
+
+#[test]
+fn an_items_versions_are_listed_oldest_first() {
+    let s = open();
+    let v1 = s
+        .put_version("alice", "launch-email", &body("New data"))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let v2 = s
+        .put_version("bob", "launch-email", &body("New data, revised"))
+        .unwrap();
+    s.put_version("alice", "other", &body("Other")).unwrap();
+    let listed: Vec<VersionHash> = s
+        .versions_of("launch-email")
+        .unwrap()
+        .into_iter()
+        .map(|v| v.hash)
+        .collect();
+    assert_eq!(listed, [v1, v2]);
+    assert!(s.versions_of("nothing").unwrap().is_empty());
 }

@@ -1,0 +1,495 @@
+//! Gate decisions and the dispatch ledger (see `omnigate_core::ledger`).
+
+use omnigate_core::audit::NewAuditEntry;
+use omnigate_core::canonical::canonical_json_of;
+use omnigate_core::hcp::HcpId;
+use omnigate_core::ledger::{
+    CancelScope, Contact, DecisionFilter, DecisionRecord, DispatchRecord, DispatchState,
+    LedgerStore, NewDispatch, Outcome, RecordReport,
+};
+use omnigate_core::store::{StoreError, StoreResult};
+use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+use serde_json::json;
+
+use crate::audit::AuditWriter;
+use crate::db::{During, SqliteStore, corrupt};
+use crate::{hcp, identity};
+
+/// Most decisions one listing returns.
+pub const MAX_LISTING: usize = 1000;
+
+const DISPATCH_COLUMNS: &str = "d.id, d.idempotency_key, d.campaign, h.id, d.channel, d.purpose, \
+     d.market, d.product, d.version, d.decision, d.planned_at, d.text_sha256, d.state, d.detail, \
+     d.updated_at";
+
+fn row_to_dispatch(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<DispatchRecord>> {
+    const OP: &str = "read a dispatch";
+    let hcp: String = r.get(3)?;
+    let channel: String = r.get(4)?;
+    let purpose: String = r.get(5)?;
+    let state: String = r.get(12)?;
+    let version: String = r.get(8)?;
+    let base = (
+        r.get::<_, String>(0)?,
+        r.get::<_, String>(1)?,
+        r.get::<_, Option<String>>(2)?,
+        r.get::<_, String>(6)?,
+        r.get::<_, Option<String>>(7)?,
+        r.get::<_, String>(9)?,
+        r.get::<_, i64>(10)?,
+        r.get::<_, String>(11)?,
+        r.get::<_, Option<String>>(13)?,
+        r.get::<_, i64>(14)?,
+    );
+    Ok((|| {
+        let (id, key, campaign, market, product, decision, planned_at, text, detail, updated) =
+            base;
+        Ok(DispatchRecord {
+            dispatch: NewDispatch {
+                id,
+                idempotency_key: key,
+                campaign,
+                hcp: HcpId::new(hcp.as_str()).map_err(|_| corrupt(OP, "HCP id", &hcp))?,
+                channel: channel
+                    .parse()
+                    .map_err(|_| corrupt(OP, "channel", &channel))?,
+                purpose: purpose
+                    .parse()
+                    .map_err(|_| corrupt(OP, "purpose", &purpose))?,
+                market,
+                product,
+                version: omnigate_core::content::VersionHash(version),
+                decision,
+                planned_at,
+                text_sha256: text,
+            },
+            state: state
+                .parse()
+                .map_err(|_| corrupt(OP, "dispatch state", &state))?,
+            detail,
+            updated_at: updated,
+        })
+    })())
+}
+
+fn parse_record(op: &'static str, json: &str) -> StoreResult<DecisionRecord> {
+    serde_json::from_str(json).during(op)
+}
+
+/// Cancels queued dispatches inside a write transaction; used by withdrawal,
+/// expiry and opt-out so that the cancellation commits with its cause.
+pub(crate) fn cancel_in(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    actor: &str,
+    scope: &CancelScope,
+    reason: &str,
+) -> StoreResult<Vec<String>> {
+    const OP: &str = "cancel queued dispatches";
+    let (sql, arg): (&str, Vec<rusqlite::types::Value>) = match scope {
+        CancelScope::Version(v) => (
+            "SELECT num, id FROM dispatch WHERE version = ?1 AND state = 'queued' ORDER BY num",
+            vec![v.0.clone().into()],
+        ),
+        CancelScope::Campaign(c) => (
+            "SELECT num, id FROM dispatch WHERE campaign = ?1 AND state = 'queued' ORDER BY num",
+            vec![c.clone().into()],
+        ),
+        CancelScope::HcpChannel(h, ch) => {
+            let group = identity::group_of(tx, h)?;
+            let list = group
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            // The group is integers from the database, not input.
+            let sql = format!(
+                "SELECT num, id FROM dispatch WHERE hcp_num IN ({list}) AND channel = ?1 \
+                 AND state = 'queued' ORDER BY num"
+            );
+            return cancel_rows(tx, audit, actor, &sql, vec![ch.as_str().to_owned().into()], scope, reason);
+        }
+    };
+    cancel_rows(tx, audit, actor, sql, arg, scope, reason).map_err(|e| match e {
+        StoreError::Backend { message, .. } => StoreError::Backend { op: OP, message },
+        other => other,
+    })
+}
+
+fn cancel_rows(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    actor: &str,
+    sql: &str,
+    args: Vec<rusqlite::types::Value>,
+    scope: &CancelScope,
+    reason: &str,
+) -> StoreResult<Vec<String>> {
+    const OP: &str = "cancel queued dispatches";
+    let rows: Vec<(i64, String)> = tx
+        .prepare(sql)
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .during(OP)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = audit.now();
+    let mut upd = tx
+        .prepare_cached(
+            "UPDATE dispatch SET state = 'cancelled', detail = ?2, updated_at = ?3 WHERE num = ?1",
+        )
+        .during(OP)?;
+    for (num, _) in &rows {
+        upd.execute(params![num, reason, now]).during(OP)?;
+    }
+    let ids: Vec<String> = rows.into_iter().map(|(_, id)| id).collect();
+    audit.append(
+        tx,
+        NewAuditEntry::new(
+            actor,
+            "dispatch.cancel",
+            &scope_subject(scope),
+            json!({ "reason": reason, "dispatches": ids }),
+        ),
+    )?;
+    Ok(ids)
+}
+
+fn scope_subject(scope: &CancelScope) -> String {
+    match scope {
+        CancelScope::Version(v) => format!("version:{v}"),
+        CancelScope::HcpChannel(h, c) => format!("hcp:{h}:{c}"),
+        CancelScope::Campaign(c) => format!("campaign:{c}"),
+    }
+}
+
+fn hcp_num(c: &Connection, id: &HcpId) -> StoreResult<i64> {
+    hcp::num(c, id)
+        .during("look up an HCP")?
+        .ok_or_else(|| StoreError::UnknownHcp(id.clone()))
+}
+
+impl LedgerStore for SqliteStore {
+    fn record_decisions(
+        &self,
+        actor: &str,
+        decisions: &[DecisionRecord],
+        dispatches: &[NewDispatch],
+    ) -> StoreResult<RecordReport> {
+        const OP: &str = "record gate decisions";
+        for d in dispatches {
+            let allowed = decisions
+                .iter()
+                .find(|r| r.id == d.decision)
+                .map(|r| r.verdict == omnigate_core::ledger::Verdict::Allow);
+            if allowed == Some(false) {
+                return Err(StoreError::InvalidInput(format!(
+                    "dispatch `{}` refers to decision `{}`, which blocked it",
+                    d.id, d.decision
+                )));
+            }
+        }
+        self.write(OP, |tx, audit| {
+            let mut report = RecordReport::default();
+            for d in decisions {
+                let num = hcp_num(tx, &d.hcp)?;
+                let record = canonical_json_of(d).during(OP)?;
+                tx.prepare_cached(
+                    "INSERT INTO decision (id, at, dispatch, campaign, hcp_num, verdict, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        d.id,
+                        d.at,
+                        d.dispatch,
+                        d.campaign,
+                        num,
+                        d.verdict.as_str(),
+                        record
+                    ])
+                })
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        StoreError::InvalidInput(format!("decision `{}` is already recorded", d.id))
+                    }
+                    other => StoreError::Backend {
+                        op: OP,
+                        message: other.to_string(),
+                    },
+                })?;
+                let dnum = tx.last_insert_rowid();
+                let mut rules: Vec<&str> = d
+                    .rules
+                    .iter()
+                    .filter(|r| r.outcome != Outcome::Pass)
+                    .map(|r| r.rule.as_str())
+                    .collect();
+                rules.sort_unstable();
+                rules.dedup();
+                for rule in rules {
+                    tx.prepare_cached(
+                        "INSERT INTO decision_rule (rule, decision_num) VALUES (?1, ?2)",
+                    )
+                    .and_then(|mut s| s.execute(params![rule, dnum]))
+                    .during(OP)?;
+                }
+                let payload = serde_json::to_value(d).during(OP)?;
+                audit.append(
+                    tx,
+                    NewAuditEntry::new(actor, "gate.decision", &d.id, payload),
+                )?;
+                report.decisions += 1;
+            }
+            for d in dispatches {
+                let exists: Option<String> = tx
+                    .prepare_cached("SELECT id FROM dispatch WHERE idempotency_key = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([&d.idempotency_key], |r| r.get(0)).optional()
+                    })
+                    .during(OP)?;
+                if exists.is_some() {
+                    report.existing_keys.push(d.idempotency_key.clone());
+                    continue;
+                }
+                let num = hcp_num(tx, &d.hcp)?;
+                tx.prepare_cached(
+                    "INSERT INTO dispatch (id, idempotency_key, campaign, hcp_num, channel, purpose,
+                        market, product, version, decision, planned_at, text_sha256, state, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        d.id,
+                        d.idempotency_key,
+                        d.campaign,
+                        num,
+                        d.channel.as_str(),
+                        d.purpose.as_str(),
+                        d.market,
+                        d.product,
+                        d.version.0,
+                        d.decision,
+                        d.planned_at,
+                        d.text_sha256,
+                        audit.now()
+                    ])
+                })
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        StoreError::InvalidInput(format!(
+                            "dispatch `{}` is already in the ledger, or its decision `{}` is not recorded",
+                            d.id, d.decision
+                        ))
+                    }
+                    other => StoreError::Backend {
+                        op: OP,
+                        message: other.to_string(),
+                    },
+                })?;
+                audit.append(
+                    tx,
+                    NewAuditEntry::new(
+                        actor,
+                        "dispatch.queue",
+                        &d.id,
+                        serde_json::to_value(d).during(OP)?,
+                    ),
+                )?;
+                report.dispatches += 1;
+            }
+            Ok(report)
+        })
+    }
+
+    fn decision(&self, id: &str) -> StoreResult<Option<DecisionRecord>> {
+        const OP: &str = "read a decision";
+        self.read(OP, |c| {
+            let json: Option<String> = c
+                .prepare_cached("SELECT record FROM decision WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .during(OP)?;
+            json.map(|j| parse_record(OP, &j)).transpose()
+        })
+    }
+
+    fn decisions(&self, filter: &DecisionFilter) -> StoreResult<Vec<DecisionRecord>> {
+        const OP: &str = "list decisions";
+        self.read(OP, |c| {
+            let mut sql = String::from("SELECT d.record FROM decision d");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            let mut conds: Vec<String> = Vec::new();
+            if let Some(rule) = &filter.rule {
+                sql.push_str(" JOIN decision_rule r ON r.decision_num = d.num AND r.rule = ?");
+                args.push(rule.clone().into());
+            }
+            if let Some(h) = &filter.hcp {
+                let group = identity::group_of(c, h)?;
+                conds.push(format!(
+                    "d.hcp_num IN ({})",
+                    group.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+                ));
+            }
+            if let Some(campaign) = &filter.campaign {
+                conds.push("d.campaign = ?".into());
+                args.push(campaign.clone().into());
+            }
+            if let Some(v) = filter.verdict {
+                conds.push("d.verdict = ?".into());
+                args.push(v.as_str().to_owned().into());
+            }
+            if let Some(before) = &filter.before {
+                conds.push("d.num < (SELECT num FROM decision WHERE id = ?)".into());
+                args.push(before.clone().into());
+            }
+            if !conds.is_empty() {
+                sql.push_str(" WHERE ");
+                sql.push_str(&conds.join(" AND "));
+            }
+            let limit = if filter.limit == 0 {
+                100
+            } else {
+                filter.limit.min(MAX_LISTING)
+            };
+            sql.push_str(&format!(" ORDER BY d.num DESC LIMIT {limit}"));
+            let rows: Vec<String> = c
+                .prepare(&sql)
+                .and_then(|mut s| {
+                    s.query_map(params_from_iter(args), |r| r.get(0))?
+                        .collect()
+                })
+                .during(OP)?;
+            rows.iter().map(|j| parse_record(OP, j)).collect()
+        })
+    }
+
+    fn dispatch(&self, id: &str) -> StoreResult<Option<DispatchRecord>> {
+        const OP: &str = "read a dispatch";
+        self.read(OP, |c| {
+            c.prepare_cached(&format!(
+                "SELECT {DISPATCH_COLUMNS} FROM dispatch d JOIN hcp h ON h.num = d.hcp_num WHERE d.id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id], row_to_dispatch).optional())
+            .during(OP)?
+            .transpose()
+        })
+    }
+
+    fn dispatch_by_key(&self, key: &str) -> StoreResult<Option<DispatchRecord>> {
+        const OP: &str = "read a dispatch";
+        self.read(OP, |c| {
+            c.prepare_cached(&format!(
+                "SELECT {DISPATCH_COLUMNS} FROM dispatch d JOIN hcp h ON h.num = d.hcp_num \
+                 WHERE d.idempotency_key = ?1"
+            ))
+            .and_then(|mut s| s.query_row([key], row_to_dispatch).optional())
+            .during(OP)?
+            .transpose()
+        })
+    }
+
+    fn set_dispatch_state(
+        &self,
+        actor: &str,
+        id: &str,
+        from: &[DispatchState],
+        to: DispatchState,
+        detail: Option<&str>,
+    ) -> StoreResult<bool> {
+        const OP: &str = "change a dispatch's state";
+        self.write(OP, |tx, audit| {
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM dispatch WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .during(OP)?;
+            let Some(state) = state else {
+                return Err(StoreError::InvalidInput(format!("unknown dispatch `{id}`")));
+            };
+            let current: DispatchState = state
+                .parse()
+                .map_err(|_| corrupt(OP, "dispatch state", &state))?;
+            if !from.contains(&current) {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "UPDATE dispatch SET state = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, to.as_str(), detail, audit.now()]))
+            .map_err(|e| StoreError::InvalidInput(format!(
+                "dispatch `{id}` cannot go from {} to {}: {e}",
+                current.as_str(),
+                to.as_str()
+            )))?;
+            audit.append(
+                tx,
+                NewAuditEntry::new(
+                    actor,
+                    &format!("dispatch.{}", to.as_str()),
+                    id,
+                    json!({ "from": current.as_str(), "detail": detail }),
+                ),
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn cancel_queued(
+        &self,
+        actor: &str,
+        scope: &CancelScope,
+        reason: &str,
+    ) -> StoreResult<Vec<String>> {
+        self.write("cancel queued dispatches", |tx, audit| {
+            cancel_in(tx, audit, actor, scope, reason)
+        })
+    }
+
+    fn contacts_since(
+        &self,
+        hcp_id: &HcpId,
+        since: i64,
+    ) -> StoreResult<Vec<Contact>> {
+        const OP: &str = "read an HCP's contacts";
+        self.read(OP, |c| {
+            let group = identity::group_of(c, hcp_id)?;
+            let mut out = Vec::new();
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT planned_at, channel, campaign FROM dispatch
+                     WHERE hcp_num = ?1 AND planned_at >= ?2
+                       AND state IN ('queued', 'sending', 'sent')",
+                )
+                .during(OP)?;
+            for num in group {
+                let rows = stmt
+                    .query_map(params![num, since], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    })
+                    .during(OP)?;
+                for row in rows {
+                    let (at, channel, campaign) = row.during(OP)?;
+                    out.push(Contact {
+                        at,
+                        channel: channel
+                            .parse()
+                            .map_err(|_| corrupt(OP, "channel", &channel))?,
+                        campaign,
+                    });
+                }
+            }
+            out.sort_by_key(|c| c.at);
+            Ok(out)
+        })
+    }
+}
