@@ -1,6 +1,9 @@
-//! omnigate's HTTP API. For now: `GET /health`, with the loaded plugins and
-//! the active policy version. Later issues add campaigns, content, consent
-//! and events behind the same router.
+//! omnigate's HTTP API: `GET /health` (the loaded plugins and the active
+//! policy version) and, when the state holds a [`Service`], the `/v1` API
+//! for HCP data, consent, events, identity merges, the MLR content registry
+//! and the audit trail ([`v1`], docs/api.md). Errors are problem documents
+//! ([`problem`]). Handlers are thin: they parse the request and run one
+//! service call on a blocking thread.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,6 +16,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod problem;
+pub mod v1;
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -20,19 +26,22 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use omnigate_runtime::Runtime;
+use omnigate_service::Service;
 use serde::Serialize;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-/// Largest request body the API accepts.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Largest request body the API accepts: room for a batch of
+/// [`omnigate_service::input::MAX_BATCH_ITEMS`] events.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     runtime: Runtime,
     policy_version: Arc<RwLock<Option<String>>>,
+    service: Option<Arc<Service>>,
 }
 
 impl AppState {
@@ -41,7 +50,14 @@ impl AppState {
         AppState {
             runtime,
             policy_version: Arc::new(RwLock::new(policy_version)),
+            service: None,
         }
+    }
+
+    /// Serves the `/v1` API over `service`.
+    pub fn with_service(mut self, service: Arc<Service>) -> AppState {
+        self.service = Some(service);
+        self
     }
 
     /// Records the policy version now in force.
@@ -61,17 +77,35 @@ impl AppState {
 }
 
 /// The router with every route and the shared layers (body limit, timeout,
-/// request tracing).
+/// request tracing, problem documents for the layers' bare errors).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let service = state.service.clone();
+    let mut app = Router::new()
         .route("/health", get(health))
+        .with_state(state);
+    if let Some(service) = service {
+        app = app.merge(v1::routes(service));
+    }
+    app.fallback(no_route)
         .layer(TraceLayer::new_for_http())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(axum::middleware::map_response(
+            problem::problems_for_bare_errors,
+        ))
+}
+
+async fn no_route() -> problem::ApiError {
+    problem::ApiError::Http {
+        status: axum::http::StatusCode::NOT_FOUND,
+        code: "no-route",
+        detail: "no such endpoint (docs/api.md lists them)".to_owned(),
+        path: None,
+        argument: None,
+    }
 }
 
 /// `GET /health`.

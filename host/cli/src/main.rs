@@ -3,6 +3,7 @@
 //! plugin partners.
 
 mod audit;
+mod data;
 mod plugins;
 mod policy;
 mod serve;
@@ -32,6 +33,14 @@ enum Command {
     /// Compliance policy files: screen a text, run the policy tests, check the files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// HCP profiles: import, show, merge records of the same person.
+    Hcp(data::HcpArgs),
+    /// The consent ledger: record statements, show an HCP's history.
+    Consent(data::ConsentArgs),
+    /// Engagement events: ingest JSON lines.
+    Events(data::EventsArgs),
+    /// The MLR content registry: versions, submission with pre-screen, sign-off.
+    Content(data::ContentArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +50,10 @@ fn main() -> ExitCode {
         Command::Plugins(cmd) => plugins::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Hcp(args) => data::hcp(args),
+        Command::Consent(args) => data::consent(args),
+        Command::Events(args) => data::events(args),
+        Command::Content(args) => data::content(args),
     }
 }
 

@@ -101,7 +101,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         )
     })?;
     info!(policy_version = %version, "policies loaded");
-    let state = AppState::new(runtime.clone(), Some(version));
+    // The service shares the policy handle that SIGHUP reloads, so a
+    // submission is pre-screened with the policy in force at that moment.
+    let store: Arc<dyn omnigate_core::Store> = Arc::new(store);
+    let service = Arc::new(omnigate_service::Service::new(store, policy.clone()));
+    let state = AppState::new(runtime.clone(), Some(version)).with_service(service);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -251,6 +251,11 @@ pub trait ContentStore {
     fn expire_due(&self, actor: &str, now: UnixMillis) -> StoreResult<Vec<VersionHash>>;
     /// Sign-offs of one version, in order.
     fn sign_offs(&self, hash: &VersionHash) -> StoreResult<Vec<SignOff>>;
+    /// Only the state of a version (a cheap read for callers that cache
+    /// the immutable body).
+    fn version_state(&self, hash: &VersionHash) -> StoreResult<Option<ContentState>> {
+        Ok(self.version(hash)?.map(|v| v.state))
+    }
 }
 
 /// Journey stages per HCP per brand.

@@ -45,11 +45,12 @@ pub mod egress;
 pub mod render;
 mod request;
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use omnigate_core::consent::ConsentRecord;
-use omnigate_core::content::{self, ContentState, ContentVersion};
+use omnigate_core::content::{self, ContentState, ContentVersion, SignOff, VersionHash};
 use omnigate_core::event::now_millis;
 use omnigate_core::hcp::HcpProfile;
 use omnigate_core::ledger::{DecisionRecord, Outcome, RuleOutcome, Verdict};
@@ -71,7 +72,20 @@ use request::Subject;
 pub struct Gate {
     policy: Arc<PolicyHandle>,
     store: Arc<dyn Store>,
+    versions: Arc<Mutex<HashMap<VersionHash, Arc<Cached>>>>,
 }
+
+/// An approved (or formerly approved) version: its body and sign-offs no
+/// longer change, so they are read and verified once. Its state is read
+/// afresh for every decision.
+struct Cached {
+    version: ContentVersion,
+    sign_offs: Vec<SignOff>,
+    rehash: Option<VersionHash>,
+}
+
+/// Most versions kept in the cache (it is cleared when full).
+const MAX_CACHED_VERSIONS: usize = 4096;
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,7 +125,11 @@ impl Gate {
     /// A gate over a policy handle (reloads take effect at the next
     /// decision) and a store.
     pub fn new(policy: Arc<PolicyHandle>, store: Arc<dyn Store>) -> Gate {
-        Gate { policy, store }
+        Gate {
+            policy,
+            store,
+            versions: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The policy handle.
@@ -174,10 +192,10 @@ impl Gate {
         if d.market.is_empty() {
             d.market = profile.market.clone();
         }
-        let version = approval(store, req, &d.market.clone(), d)?;
+        let version = self.approval(req, &d.market.clone(), d)?;
         if let Some(v) = &version {
-            d.product = Some(v.body.metadata.product.clone());
-            integrity_and_content(policy, req, &profile, v, d);
+            d.product = Some(v.version.body.metadata.product.clone());
+            integrity_and_content(policy, req, &profile, &v.version, d);
         }
         let market = d.market.clone();
         let subject = Subject {
@@ -204,26 +222,90 @@ impl Gate {
     }
 }
 
-/// Approval checks; returns the version when it can be rendered (approved
-/// or not: a draft is still screened so the decision shows every reason).
-fn approval(
-    store: &dyn Store,
+impl Gate {
+    /// The version with its sign-offs: from the cache when its state is
+    /// final for sign-offs (approved, expired, withdrawn), else from the
+    /// store. `state` is the state read just now.
+    fn load_version(
+        &self,
+        hash: &VersionHash,
+        state: ContentState,
+    ) -> Result<Option<Arc<Cached>>, StoreError> {
+        let signed = matches!(
+            state,
+            ContentState::Approved | ContentState::Expired | ContentState::Withdrawn
+        );
+        let lock = |m: &Mutex<HashMap<VersionHash, Arc<Cached>>>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(hash)
+                .cloned()
+        };
+        if signed && let Some(c) = lock(&self.versions) {
+            return Ok(Some(c));
+        }
+        let Some(version) = self.store.version(hash)? else {
+            return Ok(None);
+        };
+        let sign_offs = self.store.sign_offs(hash)?;
+        let rehash = version.body.version_hash().ok();
+        let cached = Arc::new(Cached {
+            version,
+            sign_offs,
+            rehash,
+        });
+        if signed {
+            let mut map = self
+                .versions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if map.len() >= MAX_CACHED_VERSIONS {
+                map.clear();
+            }
+            map.insert(hash.clone(), cached.clone());
+        }
+        Ok(Some(cached))
+    }
+
+    /// Approval checks; returns the version when it can be rendered
+    /// (approved or not: a draft is still screened so the decision shows
+    /// every reason).
+    fn approval(
+        &self,
+        req: &DispatchRequest,
+        market: &str,
+        d: &mut Draft,
+    ) -> Result<Option<Arc<Cached>>, StoreError> {
+        let state = self.store.version_state(&req.version)?;
+        let cached = match state {
+            Some(state) => self.load_version(&req.version, state)?,
+            None => None,
+        };
+        let (Some(state), Some(cached)) = (state, cached) else {
+            d.block(
+                "content-unknown",
+                "approval",
+                format!("content version `{}` is not in the registry", req.version),
+                json!({ "version": req.version }),
+            );
+            return Ok(None);
+        };
+        approval_checks(&cached, state, req, market, d);
+        Ok(Some(cached))
+    }
+}
+
+fn approval_checks(
+    cached: &Cached,
+    state: ContentState,
     req: &DispatchRequest,
     market: &str,
     d: &mut Draft,
-) -> Result<Option<ContentVersion>, StoreError> {
-    let Some(v) = store.version(&req.version)? else {
-        d.block(
-            "content-unknown",
-            "approval",
-            format!("content version `{}` is not in the registry", req.version),
-            json!({ "version": req.version }),
-        );
-        return Ok(None);
-    };
+) {
+    let v = &cached.version;
     let m = &v.body.metadata;
     let mut ok = true;
-    if v.state != ContentState::Approved {
+    if state != ContentState::Approved {
         ok = false;
         d.block(
             "content-not-approved",
@@ -232,9 +314,9 @@ fn approval(
                 "content `{}` (version {}) is {}; only versions approved by MLR review are sent",
                 v.item,
                 short(&v.hash.0),
-                v.state.as_str()
+                state.as_str()
             ),
-            json!({ "version": v.hash, "state": v.state }),
+            json!({ "version": v.hash, "state": state }),
         );
     }
     if let Some(exp) = m.expires_at
@@ -279,7 +361,7 @@ fn approval(
             json!({ "approved_channels": m.channels, "channel": req.channel }),
         );
     }
-    let rehash = v.body.version_hash().ok();
+    let rehash = &cached.rehash;
     if rehash.as_ref() != Some(&v.hash) {
         ok = false;
         d.block(
@@ -289,8 +371,8 @@ fn approval(
             json!({ "version": v.hash, "stored_body_sha256": rehash }),
         );
     }
-    let sign_offs = store.sign_offs(&v.hash)?;
-    if v.state == ContentState::Approved
+    let sign_offs = &cached.sign_offs;
+    if state == ContentState::Approved
         && (sign_offs.is_empty() || sign_offs.iter().any(|s| s.version != v.hash))
     {
         ok = false;
@@ -323,7 +405,6 @@ fn approval(
             }),
         });
     }
-    Ok(Some(v))
 }
 
 /// Renders the version for this HCP and channel, checks a proposed text

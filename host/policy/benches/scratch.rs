@@ -8,12 +8,14 @@ use omnigate_policy::{load_dir, PartKind, normalize::{normalize, normalize_html}
 use regex::{Regex, RegexSetBuilder};
 use regex_syntax::hir::literal::{Extractor, ExtractKind};
 
+fn oncpu() -> f64 { std::fs::read_to_string("/proc/thread-self/schedstat").unwrap().split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e9 }
 fn tp(bytes: usize, mut f: impl FnMut()) -> f64 {
     f();
     let start = Instant::now();
+    let c0 = oncpu();
     let mut n = 0;
     while start.elapsed() < Duration::from_millis(1500) { f(); n += 1; }
-    bytes as f64 * n as f64 / start.elapsed().as_secs_f64() / 1e6
+    bytes as f64 * n as f64 / (oncpu() - c0) / 1e6
 }
 
 fn rewrite(source: &str) -> String {
@@ -51,6 +53,12 @@ fn main() {
     let norms: Vec<String> = corpus.iter().flat_map(|s| s.message.parts.iter().map(|p| match p.kind { PartKind::Html => normalize_html(&p.text).text, _ => normalize(&p.text).text })).collect();
     let nbytes: usize = norms.iter().map(|t| t.len()).sum();
     println!("normalized bytes {nbytes}");
+    for kind in corpus::Kind::ALL {
+        let sub: Vec<&corpus::Sample> = corpus.iter().filter(|s| s.kind == kind).collect();
+        let b: usize = sub.iter().map(|s| s.bytes()).sum();
+        println!("normalize {}: {:.1}", kind.name(), tp(b, || for s in &sub { for p in &s.message.parts { black_box(match p.kind { PartKind::Html => normalize_html(&p.text), _ => normalize(&p.text) }); } }));
+    }
+    if std::env::var_os("ONLY_NORM").is_some() { let t = Instant::now(); while t.elapsed() < Duration::from_secs(5) { for s in &corpus { for p in &s.message.parts { black_box(match p.kind { PartKind::Html => normalize_html(&p.text), _ => normalize(&p.text) }); } } } return; }
     println!("normalize: {:.1}", tp(bytes, || for s in &corpus { for p in &s.message.parts { black_box(match p.kind { PartKind::Html => normalize_html(&p.text), _ => normalize(&p.text) }); } }));
     // literal extraction
     let mut atoms_total = 0;

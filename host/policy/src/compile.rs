@@ -1,11 +1,22 @@
 //! Step 3, compile: every term of the policy set goes into one Aho-Corasick
-//! automaton and every regular expression into one `RegexSet`, each under
+//! automaton, and every regular expression is built on its own, each under
 //! the size limit of the policy. A pattern that does not compile, or
 //! compiles over the limit, is a load error: the policy does not load, and
 //! the gate keeps the previous one or, without one, blocks.
+//!
+//! Screening makes one pass over a text. Besides the terms, the automaton
+//! holds the *atoms* of the patterns: literals one of which every match of
+//! the pattern must start or end with (`superior to`; `倍` for
+//! `\d+\s?倍`), found by the literal extraction of `regex-syntax`. A
+//! pattern runs only on a text where one of its atoms occurred, as in
+//! RE2's FilteredRE2; the few without good atoms (digit shapes such as
+//! `\b\d{3}-\d{2}-\d{4}\b`) run as one `RegexSet` on every text.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind, StartKind};
+use std::collections::HashMap;
+
+use aho_corasick::{MatchKind, StartKind, dfa::DFA};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 
 use crate::diag::Diagnostic;
 use crate::model::{Pattern, PolicySet};
@@ -36,16 +47,29 @@ pub(crate) struct Term {
     pub word_end: bool,
 }
 
+/// A literal in the automaton: a term, the atom of some patterns, or both.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Word {
+    pub term: Option<Term>,
+    /// The patterns (indices into `regexes`) this literal is an atom of.
+    pub triggers: Vec<usize>,
+}
+
 /// A validated policy set, compiled and ready to screen messages.
 #[derive(Debug)]
 pub struct CompiledPolicy {
     pub(crate) set: PolicySet,
-    pub(crate) ac: AhoCorasick,
-    pub(crate) terms: Vec<Term>,
+    /// Terms and atoms, pattern ids indexing `words`: a DFA with standard
+    /// (overlapping) match semantics, searched with one pass per text.
+    pub(crate) ac: DFA,
+    pub(crate) words: Vec<Word>,
     /// Index of the claim rule each regex belongs to.
     pub(crate) regex_owner: Vec<usize>,
     pub(crate) regexes: Vec<Regex>,
-    pub(crate) regex_set: RegexSet,
+    /// The patterns without atoms, run on every text: their indices into
+    /// `regexes`, and together as one set (`None` when there are none).
+    pub(crate) unfiltered: Vec<usize>,
+    pub(crate) unfiltered_set: Option<RegexSet>,
     pub(crate) citation: Option<Regex>,
     /// Ids in the order `Owner::Indication` / `Owner::Product` index them.
     pub(crate) indication_ids: Vec<String>,
@@ -66,8 +90,8 @@ impl CompiledPolicy {
     }
 
     /// Every pattern screening uses, as regular-expression sources: terms
-    /// escaped, regexes as written. The benchmark scans these with a bare
-    /// `RegexSet` as the baseline.
+    /// escaped, regexes as screening compiles them. The benchmark scans
+    /// these with a bare `RegexSet` as the baseline.
     pub fn pattern_sources(&self) -> Vec<String> {
         let mut out = Vec::new();
         for r in &self.set.claims {
@@ -88,6 +112,23 @@ impl CompiledPolicy {
         out.extend(self.set.citation_markers.iter().map(|p| rewrite(&p.source)));
         out
     }
+
+    /// [`Self::pattern_sources`] as one `RegexSet`, built the way screening
+    /// builds its own sets (same builder, same size limits): the baseline
+    /// of the screening benchmark.
+    pub fn baseline_set(&self) -> Result<RegexSet, regex::Error> {
+        let sources = self.pattern_sources();
+        set_builder(&sources, self.set.limits.max_regex_size).build()
+    }
+}
+
+/// How screening builds a `RegexSet`: its budget grows with the number of
+/// patterns but stays bounded.
+fn set_builder(sources: &[String], limit: usize) -> RegexSetBuilder {
+    let set_limit = limit.saturating_mul(sources.len().max(1)).min(256 << 20);
+    let mut b = RegexSetBuilder::new(sources);
+    b.size_limit(set_limit).dfa_size_limit(set_limit);
+    b
 }
 
 fn is_word(c: char) -> bool {
@@ -199,70 +240,128 @@ fn build_regex(p: &Pattern, rule: &str, limit: usize) -> Result<Regex, Diagnosti
     }
 }
 
+/// The atoms of a pattern: literals one of which every match starts
+/// (prefix) or ends (suffix) with, whichever set is more selective; `None`
+/// when neither is finite or selective enough, and the pattern must run on
+/// every text. Sound for any pattern: look-arounds extract as empty, so
+/// they only ever make the literals shorter.
+fn atoms(source: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(source)
+        .ok()?;
+    let pick = |kind| -> Option<Vec<Vec<u8>>> {
+        let seq: Seq = Extractor::new().kind(kind).extract(&hir);
+        let lits = seq.literals()?;
+        let mut out: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        // A literal containing another is implied by it: keep the shorter.
+        out.sort_by_key(Vec::len);
+        out.dedup();
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        for l in out {
+            if !kept.iter().any(|k| memchr::memmem::find(&l, k).is_some()) {
+                kept.push(l);
+            }
+        }
+        // An empty literal occurs everywhere; single bytes and digit
+        // strings occur in nearly every message and would only add matches.
+        let weak = kept.is_empty()
+            || kept
+                .iter()
+                .any(|l| l.len() < 2 || l.iter().all(|b| b.is_ascii_digit() || *b == b' '));
+        (!weak).then_some(kept)
+    };
+    let score = |a: &Vec<Vec<u8>>| {
+        let min = a.iter().map(Vec::len).min().unwrap_or(0);
+        (min.min(4), usize::MAX - a.len())
+    };
+    match (pick(ExtractKind::Prefix), pick(ExtractKind::Suffix)) {
+        (Some(p), Some(s)) => Some(if score(&s) > score(&p) { s } else { p }),
+        (p, s) => p.or(s),
+    }
+}
+
+/// The literals of the automaton, each once, with what they stand for.
+#[derive(Default)]
+struct Literals {
+    index: HashMap<Vec<u8>, usize>,
+    literals: Vec<Vec<u8>>,
+    words: Vec<Word>,
+}
+
+impl Literals {
+    fn entry(&mut self, text: &[u8]) -> usize {
+        if let Some(&k) = self.index.get(text) {
+            return k;
+        }
+        self.index.insert(text.to_vec(), self.literals.len());
+        self.literals.push(text.to_vec());
+        self.words.push(Word::default());
+        self.literals.len() - 1
+    }
+}
+
 /// Compiles a validated policy set.
 pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
     let limit = set.limits.max_regex_size;
     let mut diags = Vec::new();
-    let mut words: Vec<String> = Vec::new();
-    let mut terms: Vec<Term> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut add = |owner: Owner, text: &str| match index.get(text) {
-        Some(&k) => {
-            let owners: &mut Vec<Owner> = &mut terms[k].owners;
-            if !owners.contains(&owner) {
-                owners.push(owner);
-            }
-        }
-        None => {
-            index.insert(text.to_owned(), words.len());
-            terms.push(term(owner, text));
-            words.push(text.to_owned());
-        }
-    };
+    let mut lits = Literals::default();
+    let mut terms: Vec<(Owner, String)> = Vec::new();
     for (i, r) in set.claims.iter().enumerate() {
-        r.terms.iter().for_each(|t| add(Owner::Claim(i), t));
+        terms.extend(r.terms.iter().map(|t| (Owner::Claim(i), t.clone())));
     }
     let indication_ids: Vec<String> = set.indications.keys().cloned().collect();
     for (i, ind) in set.indications.values().enumerate() {
-        ind.terms.iter().for_each(|t| add(Owner::Indication(i), t));
+        terms.extend(ind.terms.iter().map(|t| (Owner::Indication(i), t.clone())));
     }
     let product_ids: Vec<String> = set.products.keys().cloned().collect();
     for (i, p) in set.products.values().enumerate() {
-        p.aliases.iter().for_each(|t| add(Owner::Product(i), t));
+        terms.extend(p.aliases.iter().map(|t| (Owner::Product(i), t.clone())));
     }
     let mut required = Vec::new();
     for m in set.markets.values() {
         for (j, r) in m.require.iter().enumerate() {
             let k = required.len();
             required.push((m.code.clone(), j));
-            r.any_of.iter().for_each(|t| add(Owner::Required(k), t));
+            terms.extend(r.any_of.iter().map(|t| (Owner::Required(k), t.clone())));
         }
     }
-    // Leftmost-longest finds where the next term starts (with a
-    // prefilter, faster than an overlapping scan); anchored searches then
-    // list every term starting there (see `screen::scan`). A full DFA: the
-    // few hundred terms of a policy make a small one.
-    let ac = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::LeftmostLongest)
-        .start_kind(StartKind::Both)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(&words)
-        .map_err(|e| {
-            vec![Diagnostic::bare(format!(
-                "the policy's terms do not compile: {e}"
-            ))]
-        })?;
+    for (owner, text) in &terms {
+        let k = lits.entry(text.as_bytes());
+        match &mut lits.words[k].term {
+            Some(t) => {
+                if !t.owners.contains(owner) {
+                    t.owners.push(*owner);
+                }
+            }
+            slot @ None => *slot = Some(term(*owner, text)),
+        }
+    }
 
     let mut regexes = Vec::new();
     let mut regex_owner = Vec::new();
-    let mut sources = Vec::new();
+    let mut unfiltered = Vec::new();
+    let mut unfiltered_sources = Vec::new();
     for (i, r) in set.claims.iter().enumerate() {
         for p in &r.patterns {
             match build_regex(p, &r.meta.id, limit) {
                 Ok(re) => {
+                    let at = regexes.len();
+                    let source = rewrite(&p.source);
+                    match atoms(&source) {
+                        Some(atoms) => {
+                            for a in atoms {
+                                let k = lits.entry(&a);
+                                lits.words[k].triggers.push(at);
+                            }
+                        }
+                        None => {
+                            unfiltered.push(at);
+                            unfiltered_sources.push(source);
+                        }
+                    }
                     regexes.push(re);
                     regex_owner.push(i);
-                    sources.push(rewrite(&p.source));
                 }
                 Err(d) => diags.push(d),
             }
@@ -278,18 +377,34 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
     if !diags.is_empty() {
         return Err(diags);
     }
-    // The set runs every pattern at once; its budget grows with the count
-    // but stays bounded.
-    let set_limit = limit.saturating_mul(sources.len().max(1)).min(256 << 20);
-    let regex_set = RegexSetBuilder::new(&sources)
-        .size_limit(set_limit)
-        .dfa_size_limit(set_limit)
-        .build()
+    // One pass finds every occurrence of every term and atom, overlapping
+    // ones included. A full DFA: the few hundred literals of a policy make
+    // a small one, and it is the fastest to search.
+    let ac = DFA::builder()
+        .match_kind(MatchKind::Standard)
+        .start_kind(StartKind::Unanchored)
+        .prefilter(false)
+        .build(&lits.literals)
         .map_err(|e| {
             vec![Diagnostic::bare(format!(
-                "the policy's patterns together do not compile: {e}"
+                "the policy's terms do not compile: {e}"
             ))]
         })?;
+    // The unfiltered patterns run together, as one set.
+    let unfiltered_set = if unfiltered_sources.is_empty() {
+        None
+    } else {
+        Some(
+            set_builder(&unfiltered_sources, limit)
+                .build()
+                .map_err(|e| {
+                    vec![Diagnostic::bare(format!(
+                        "the policy's patterns together do not compile: {e}"
+                    ))]
+                })?,
+        )
+    };
+    let set_limit = limit.saturating_mul(markers.len().max(1)).min(256 << 20);
     let citation = if markers.is_empty() {
         None
     } else {
@@ -308,10 +423,11 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
     Ok(CompiledPolicy {
         set,
         ac,
-        terms,
+        words: lits.words,
         regex_owner,
         regexes,
-        regex_set,
+        unfiltered,
+        unfiltered_set,
         citation,
         indication_ids,
         product_ids,

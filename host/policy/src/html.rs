@@ -27,8 +27,7 @@ pub fn visible_text<'a>(input: &'a str, mut out: impl FnMut(Piece<'a>)) {
         let b = bytes[i];
         if b == b'<' {
             if input[i..].starts_with("<!--") {
-                i = input[i + 4..]
-                    .find("-->")
+                i = memchr::memmem::find(&bytes[i + 4..], b"-->")
                     .map_or(input.len(), |j| i + 4 + j + 3);
                 continue;
             }
@@ -47,9 +46,7 @@ pub fn visible_text<'a>(input: &'a str, mut out: impl FnMut(Piece<'a>)) {
         // Plain text up to the next tag or entity goes through in one
         // piece (the normalizer's fast path); a lone `<` or `&` is text.
         let from = if b == b'<' || b == b'&' { i + 1 } else { i };
-        let j = input[from..]
-            .find(['<', '&'])
-            .map_or(input.len(), |k| from + k);
+        let j = memchr::memchr2(b'<', b'&', &bytes[from..]).map_or(input.len(), |k| from + k);
         out(Piece::Text(&input[i..j], i));
         i = j;
     }
@@ -77,76 +74,90 @@ fn entity<'a>(input: &'a str, i: usize, out: &mut impl FnMut(Piece<'a>)) -> Opti
     Some(end)
 }
 
-const BLOCK: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "br",
-    "center",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "tbody",
-    "td",
-    "tfoot",
-    "th",
-    "thead",
-    "tr",
-    "ul",
-];
+/// Tags that end a paragraph (`br` only a line).
+fn is_block(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"address"
+            | b"article"
+            | b"aside"
+            | b"blockquote"
+            | b"center"
+            | b"dd"
+            | b"div"
+            | b"dl"
+            | b"dt"
+            | b"footer"
+            | b"form"
+            | b"h1"
+            | b"h2"
+            | b"h3"
+            | b"h4"
+            | b"h5"
+            | b"h6"
+            | b"header"
+            | b"hr"
+            | b"li"
+            | b"main"
+            | b"nav"
+            | b"ol"
+            | b"p"
+            | b"pre"
+            | b"section"
+            | b"table"
+            | b"tbody"
+            | b"td"
+            | b"tfoot"
+            | b"th"
+            | b"thead"
+            | b"tr"
+            | b"ul"
+    )
+}
 
-const INVISIBLE: &[&str] = &["head", "script", "style", "template", "title", "noscript"];
+/// Elements whose content no reader sees.
+fn is_invisible(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"head" | b"script" | b"style" | b"template" | b"title" | b"noscript"
+    )
+}
 
 /// Handles the tag at `i` and returns where the text resumes.
 fn tag<'a>(input: &'a str, i: usize, out: &mut impl FnMut(Piece<'a>)) -> usize {
     let mut emit = |c, s, e| out(Piece::Char(c, s, e));
     let end = tag_end(input, i);
-    let inner = &input[i + 1..end.saturating_sub(1).max(i + 1)];
-    let closing = inner.starts_with('/');
-    let name: String = inner
-        .trim_start_matches('/')
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if !closing && INVISIBLE.contains(&name.as_str()) && !inner.ends_with('/') {
+    let inner = &input.as_bytes()[i + 1..end.saturating_sub(1).max(i + 1)];
+    let closing = inner.first() == Some(&b'/');
+    let raw = &inner[inner.iter().position(|&b| b != b'/').unwrap_or(inner.len())..];
+    let raw = &raw[..raw
+        .iter()
+        .position(|b| !b.is_ascii_alphanumeric())
+        .unwrap_or(raw.len())];
+    // Known names are short; a longer one is an unknown tag.
+    let mut buf = [0u8; 12];
+    let name: &[u8] = match buf.get_mut(..raw.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(raw);
+            dst.make_ascii_lowercase();
+            dst
+        }
+        None => b"",
+    };
+    if !closing && is_invisible(name) && inner.last() != Some(&b'/') {
         // Skip to the matching close tag; none means the rest is invisible.
-        let close = format!("</{name}");
-        let lower = input[end..].to_ascii_lowercase();
-        return lower
-            .find(&close)
-            .map_or(input.len(), |j| tag_end(input, end + j));
+        return close_tag(input, end, name).map_or(input.len(), |j| tag_end(input, j));
     }
-    if name == "br" {
+    if name == b"br" {
         emit('\n', i, end);
-    } else if BLOCK.contains(&name.as_str()) {
+    } else if is_block(name) {
         // A block ends a paragraph: two line breaks, as the normalizer
         // reads a blank line.
         emit('\n', i, end);
         emit('\n', i, end);
-    } else if name == "sup" {
+    } else if name == b"sup" {
         emit(if closing { ']' } else { '[' }, i, end);
-    } else if (name == "img" || name == "area" || name == "input")
+    } else if (name == b"img" || name == b"area" || name == b"input")
         && !closing
         && let Some((s, e)) = attribute(input, i + 1, end, "alt")
     {
@@ -155,6 +166,21 @@ fn tag<'a>(input: &'a str, i: usize, out: &mut impl FnMut(Piece<'a>)) -> usize {
         out(Piece::Char(' ', e, end));
     }
     end
+}
+
+/// Where the first `</name` (any case) at or after `from` starts.
+fn close_tag(input: &str, from: usize, name: &[u8]) -> Option<usize> {
+    let bytes = input.as_bytes();
+    let mut at = from;
+    while let Some(k) = memchr::memmem::find(&bytes[at..], b"</") {
+        let j = at + k;
+        let rest = &bytes[j + 2..];
+        if rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name) {
+            return Some(j);
+        }
+        at = j + 2;
+    }
+    None
 }
 
 /// Emits an attribute value, decoding entities.
@@ -180,13 +206,17 @@ fn attribute_text<'a>(input: &'a str, s: usize, e: usize, out: &mut impl FnMut(P
 
 /// The byte after the `>` that closes the tag at `i`, honouring quotes.
 fn tag_end(input: &str, i: usize) -> usize {
-    let mut quote = None;
-    for (j, b) in input.as_bytes()[i..].iter().enumerate() {
-        match (quote, b) {
-            (None, b'"' | b'\'') => quote = Some(*b),
-            (Some(q), _) if q == *b => quote = None,
-            (None, b'>') => return i + j + 1,
-            _ => {}
+    let bytes = input.as_bytes();
+    let mut at = i;
+    while let Some(k) = memchr::memchr3(b'>', b'"', b'\'', &bytes[at..]) {
+        let j = at + k;
+        let q = bytes[j];
+        if q == b'>' {
+            return j + 1;
+        }
+        match memchr::memchr(q, &bytes[j + 1..]) {
+            Some(c) => at = j + 1 + c + 1,
+            None => return input.len(),
         }
     }
     input.len()

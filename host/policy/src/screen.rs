@@ -3,10 +3,12 @@
 //! required elements). Matching runs on normalized text; every finding's
 //! span points into the original part.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::ops::Range;
 
-use aho_corasick::{Anchored, Input};
+use aho_corasick::Anchored;
+use aho_corasick::automaton::Automaton;
 
 use crate::compile::{CompiledPolicy, Owner};
 use crate::message::{Context, Finding, Message, Part, PartKind, ScreenError, Screening, Verdict};
@@ -16,16 +18,30 @@ use crate::text;
 
 /// A normalized part and what the automaton found in it.
 struct Scanned<'a> {
+    /// Index of the part in the message.
+    part: usize,
     original: &'a str,
     norm: Normalized,
+    /// Term occurrences at word boundaries, by start (longest first).
     hits: Vec<(Owner, Range<usize>)>,
+    /// Pattern matches: (claim rule, normalized span), by pattern.
+    matches: Vec<(usize, Range<usize>)>,
     /// Normalized spans of cited claims-library entries.
     cited: Vec<Range<usize>>,
+    /// Where sentences end (the byte after each terminator), found on
+    /// first use: most parts need a sentence for some match.
+    ends: OnceCell<Vec<usize>>,
+    /// Whether a citation marker is in or right after the sentence that
+    /// starts at the first element: several matches often share one.
+    citations: std::cell::RefCell<Vec<(usize, bool)>>,
 }
 
 impl Scanned<'_> {
     fn sentence(&self, m: &Range<usize>) -> Range<usize> {
-        text::sentence(&self.norm.text, m.start, m.end)
+        let ends = self
+            .ends
+            .get_or_init(|| text::sentence_ends(&self.norm.text));
+        text::sentence_at(ends, self.norm.text.len(), m.start, m.end)
     }
 }
 
@@ -79,11 +95,11 @@ impl CompiledPolicy {
             })
             .filter(|(t, _)| !t.is_empty())
             .collect();
-        let scanned: Vec<Scanned<'_>> = message
-            .parts
-            .iter()
-            .map(|p| self.scan(p, &library))
-            .collect();
+        let mut scanned: Vec<Scanned<'_>> = Vec::with_capacity(message.parts.len());
+        for (pi, p) in message.parts.iter().enumerate() {
+            self.scan(pi, p, &library, &mut scanned);
+        }
+        let twice = scanned.len() > message.parts.len();
 
         // The products in play: the one in context, else those named.
         let mut products: Vec<usize> = Vec::new();
@@ -107,7 +123,8 @@ impl CompiledPolicy {
             .collect();
 
         let mut findings = Vec::new();
-        for (pi, s) in scanned.iter().enumerate() {
+        for s in &scanned {
+            let pi = s.part;
             let mut candidates: Vec<(usize, Range<usize>)> = s
                 .hits
                 .iter()
@@ -116,12 +133,7 @@ impl CompiledPolicy {
                     _ => None,
                 })
                 .collect();
-            for idx in self.regex_set.matches(&s.norm.text).iter() {
-                let rule = self.regex_owner[idx];
-                for m in self.regexes[idx].find_iter(&s.norm.text) {
-                    candidates.push((rule, m.range()));
-                }
-            }
+            candidates.extend(s.matches.iter().cloned());
             candidates.sort_by_key(|(r, m)| (*r, m.start, usize::MAX - m.end));
             let mut last: Option<(usize, usize)> = None;
             for (ri, m) in candidates {
@@ -143,6 +155,12 @@ impl CompiledPolicy {
         self.required(ctx, &scanned, !products.is_empty(), &mut findings);
 
         findings.sort_by(|a, b| (a.part, a.start, &a.rule).cmp(&(b.part, b.start, &b.rule)));
+        if twice {
+            // A part screened with and without joined letter spacing finds
+            // most things twice.
+            let mut seen = HashSet::new();
+            findings.retain(|f| seen.insert((f.part, f.start, f.end, f.rule.clone())));
+        }
         let block = findings.iter().any(|f| f.severity == Severity::Block);
         Ok(Screening {
             verdict: if block {
@@ -155,46 +173,106 @@ impl CompiledPolicy {
         })
     }
 
-    /// Every occurrence of every term, overlapping ones included: the
-    /// leftmost-longest search finds where the next term starts, then
-    /// anchored searches with a shrinking end list the shorter terms that
-    /// start at the same place (`prescribing information` inside `full
-    /// prescribing information` starts elsewhere and is found in turn).
-    fn terms_in(&self, t: &str) -> Vec<(Owner, Range<usize>)> {
+    /// One pass of the automaton over `t`: every occurrence of every term
+    /// at word boundaries (overlapping ones included), and which patterns
+    /// had one of their atoms occur.
+    fn terms_in(
+        &self,
+        t: &str,
+        joined: &[Range<usize>],
+        triggered: &mut [bool],
+    ) -> Vec<(Owner, Range<usize>)> {
         let mut hits = Vec::new();
-        let mut pos = 0;
-        while pos < t.len() {
-            let Some(first) = self.ac.find(Input::new(t).span(pos..t.len())) else {
-                break;
-            };
-            let start = first.start();
-            let mut found = Some(first);
-            while let Some(m) = found {
-                let term = &self.terms[m.pattern().as_usize()];
-                if text::at_word_boundary(t, m.start(), m.end(), term.word_start, term.word_end) {
-                    hits.extend(term.owners.iter().map(|o| (*o, m.range())));
-                }
-                found = (m.end() > start + 1)
-                    .then(|| {
-                        let input = Input::new(t)
-                            .span(start..m.end() - 1)
-                            .anchored(Anchored::Yes);
-                        self.ac.find(input)
-                    })
-                    .flatten();
+        let ac = &self.ac;
+        let bytes = t.as_bytes();
+        let Ok(start) = ac.start_state(Anchored::No) else {
+            return hits;
+        };
+        let mut sid = start;
+        for (i, &b) in bytes.iter().enumerate() {
+            sid = ac.next_state(Anchored::No, sid, b);
+            if !ac.is_special(sid) {
+                continue;
             }
-            pos = start + t[start..].chars().next().map_or(1, char::len_utf8);
+            // No prefilter and an unanchored search: a special state is a
+            // match state.
+            for k in 0..ac.match_len(sid) {
+                let pid = ac.match_pattern(sid, k);
+                let end = i + 1;
+                let begin = end - ac.pattern_len(pid);
+                let Some(word) = self.words.get(pid.as_usize()) else {
+                    continue;
+                };
+                for &r in &word.triggers {
+                    if let Some(x) = triggered.get_mut(r) {
+                        *x = true;
+                    }
+                }
+                // Inside a joined letter-spaced word, any position may be
+                // where a word began or ended.
+                let inside = |x: usize| joined.iter().any(|r| r.start < x && x < r.end);
+                if let Some(term) = &word.term
+                    && text::at_word_boundary(
+                        t,
+                        begin,
+                        end,
+                        term.word_start && !inside(begin),
+                        term.word_end && !inside(end),
+                    )
+                {
+                    hits.extend(term.owners.iter().map(|o| (*o, begin..end)));
+                }
+            }
         }
+        // By start, longest first, as a reader meets them.
+        hits.sort_by_key(|(_, r)| (r.start, usize::MAX - r.end));
         hits
     }
 
-    fn scan<'a>(&self, part: &'a Part, library: &[(String, bool)]) -> Scanned<'a> {
-        let norm = match part.kind {
+    /// Normalizes and scans a part. When letter-spaced words were joined,
+    /// the text as it was before is scanned too: joining may swallow a
+    /// letter a pattern needs (`c u r e s p < 0.05`) or move a negation
+    /// closer, and must only ever add findings.
+    fn scan<'a>(
+        &self,
+        pi: usize,
+        part: &'a Part,
+        library: &[(String, bool)],
+        out: &mut Vec<Scanned<'a>>,
+    ) {
+        let mut norm = match part.kind {
             PartKind::Html => normalize_html(&part.text),
             _ => normalize(&part.text),
         };
+        let unjoined = norm.take_unjoined();
+        out.push(self.scan_text(pi, &part.text, norm, library));
+        if let Some(n) = unjoined {
+            out.push(self.scan_text(pi, &part.text, n, library));
+        }
+    }
+
+    fn scan_text<'a>(
+        &self,
+        pi: usize,
+        original: &'a str,
+        norm: Normalized,
+        library: &[(String, bool)],
+    ) -> Scanned<'a> {
         let t = &norm.text;
-        let hits = self.terms_in(t);
+        let mut triggered = vec![false; self.regexes.len()];
+        let hits = self.terms_in(t, norm.joined(), &mut triggered);
+        if let Some(set) = &self.unfiltered_set {
+            for k in set.matches(t).iter() {
+                if let Some(&r) = self.unfiltered.get(k) {
+                    triggered[r] = true;
+                }
+            }
+        }
+        let mut matches = Vec::new();
+        for (r, _) in triggered.iter().enumerate().filter(|(_, on)| **on) {
+            let rule = self.regex_owner[r];
+            matches.extend(self.regexes[r].find_iter(t).map(|m| (rule, m.range())));
+        }
         let mut cited = Vec::new();
         for (claim, has_citation) in library {
             if *has_citation {
@@ -202,10 +280,14 @@ impl CompiledPolicy {
             }
         }
         Scanned {
-            original: &part.text,
+            part: pi,
+            original,
             norm,
             hits,
+            matches,
             cited,
+            ends: OnceCell::new(),
+            citations: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -245,7 +327,18 @@ impl CompiledPolicy {
         let cited = || {
             s.cited.iter().any(|c| c.start <= m.start && m.end <= c.end)
                 || self.citation.as_ref().is_some_and(|re| {
-                    re.is_match(&t[text::with_trailing_markers(t, sentence.clone())])
+                    let known = s
+                        .citations
+                        .borrow()
+                        .iter()
+                        .find(|c| c.0 == sentence.start)
+                        .map(|c| c.1);
+                    known.unwrap_or_else(|| {
+                        let found =
+                            re.is_match(&t[text::with_trailing_markers(t, sentence.clone())]);
+                        s.citations.borrow_mut().push((sentence.start, found));
+                        found
+                    })
                 })
         };
         (!ev.citation || cited())
@@ -344,11 +437,11 @@ impl CompiledPolicy {
             );
             // Point at the first mention, or at the start when the product
             // comes from the context only.
-            let mention = scanned.iter().enumerate().find_map(|(pi, s)| {
+            let mention = scanned.iter().find_map(|s| {
                 s.hits
                     .iter()
                     .find(|(o, _)| *o == Owner::Product(p))
-                    .map(|(_, m)| (pi, s, m.clone()))
+                    .map(|(_, m)| (s.part, s, m.clone()))
             });
             match mention {
                 Some((pi, s, m)) => out.push(finding(
@@ -394,9 +487,8 @@ impl CompiledPolicy {
             .collect();
         let (last_part, end) = scanned
             .iter()
-            .enumerate()
-            .next_back()
-            .map_or((0, 0), |(i, s)| (i, s.original.len()));
+            .max_by_key(|s| s.part)
+            .map_or((0, 0), |s| (s.part, s.original.len()));
         for (j, r) in market.require.iter().enumerate() {
             if !r.scope.applies(&ctx.market, ctx.channel, ctx.audience)
                 || (r.when_product && !promoted)

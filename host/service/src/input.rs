@@ -555,7 +555,7 @@ pub fn content_body(v: Value, at: &Location) -> ServiceResult<ContentBody> {
 
 /// The rules of a version body beyond its types (the store checks them
 /// too, without the JSON path).
-fn check_body(b: &ContentBody, at: &Location) -> ServiceResult<()> {
+pub(crate) fn check_body(b: &ContentBody, at: &Location) -> ServiceResult<()> {
     let m = &b.metadata;
     let meta = at.child("metadata");
     if b.parts.is_empty() {

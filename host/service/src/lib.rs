@@ -322,19 +322,19 @@ impl Service {
         })
     }
 
-    /// Every consent record of an HCP's merge group, oldest first.
+    /// Every consent record of an HCP's merge group, oldest first, and the
+    /// current state per scope.
     ///
     /// # Errors
     ///
     /// An invalid or unknown id.
-    pub fn consent_history(&self, id: &str) -> ServiceResult<Vec<ConsentView>> {
+    pub fn consent_history(&self, id: &str) -> ServiceResult<ConsentOverview> {
         let id = self.hcp_arg(id, "id")?;
-        Ok(self
-            .store
-            .consent_history(&id)?
-            .into_iter()
-            .map(ConsentView::from)
-            .collect())
+        let history = self.store.consent_history(&id)?;
+        Ok(ConsentOverview {
+            current: current_per_scope(history.clone()),
+            records: history.into_iter().map(ConsentView::from).collect(),
+        })
     }
 
     /// The record that decides a consent question, and whether it allows a
@@ -516,6 +516,13 @@ impl Service {
     ) -> ServiceResult<PutOutcome> {
         let actor = self::actor(actor)?;
         let item = input::item_id(item, &arg("item"))?;
+        // Bodies parsed by `input::content_body` passed this already; one
+        // built in code gets the same located message.
+        let at = Location::Document {
+            name: "content body".into(),
+            path: "$".into(),
+        };
+        input::check_body(body, &at)?;
         let existed = match body.version_hash() {
             Ok(h) => self.store.version(&h)?.is_some(),
             Err(_) => false,

@@ -106,6 +106,16 @@ impl From<ConsentRecord> for ConsentView {
     }
 }
 
+/// An HCP's consent: every record and the current state per scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentOverview {
+    /// Every record of the HCP's merge group, oldest first.
+    pub records: Vec<ConsentView>,
+    /// The latest record at each exact scope (channel, purpose, market,
+    /// product).
+    pub current: Vec<ConsentView>,
+}
+
 /// The journey of an HCP on one brand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JourneyView {

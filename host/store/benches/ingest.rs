@@ -75,7 +75,11 @@ fn setup() -> (Option<tempfile::TempDir>, SqliteStore, usize, u64) {
         }
     };
     let t = Instant::now();
-    let store = SqliteStore::open(StoreOptions::new(&dir)).unwrap();
+    let mut options = StoreOptions::new(&dir);
+    if let Ok(n) = std::env::var("OMNIGATE_BENCH_FOLD") {
+        options.fold_events = n.parse().unwrap();
+    }
+    let store = SqliteStore::open(options).unwrap();
     eprintln!("open: {:.1?}", t.elapsed());
     let t = Instant::now();
     let have = store.hcp_count().unwrap() as usize;
@@ -109,6 +113,42 @@ fn ingest(c: &mut Criterion) {
         next.set(start + size);
         (format!("bench-{start}"), batch(start, size, hcps))
     };
+    // The figure of record: many batches in a row, so that the work done
+    // every so many batches (folds, checkpoints) is counted in proportion.
+    let sustained = env_or("OMNIGATE_BENCH_SUSTAINED", 2_000_000);
+    for size in [1_000u64, 10_000] {
+        if sustained == 0 {
+            break;
+        }
+        let (wall0, cpu0) = (Instant::now(), cpu_time());
+        let (mut gen_wall, mut gen_cpu) = (Duration::ZERO, Duration::ZERO);
+        let mut n = 0;
+        while n < sustained {
+            let (t, c) = (Instant::now(), cpu_time());
+            let (id, batch) = take(size);
+            gen_wall += t.elapsed();
+            gen_cpu += cpu_time().saturating_sub(c);
+            store.ingest("bench", &id, &batch).unwrap();
+            n += size;
+        }
+        let wall = wall0.elapsed().saturating_sub(gen_wall).as_secs_f64();
+        let cpu = cpu_time()
+            .saturating_sub(cpu0)
+            .saturating_sub(gen_cpu)
+            .as_secs_f64();
+        eprintln!(
+            "sustained/durable_batch_of_{size}: {n} events, {wall:.2} s wall = {:.1}k events/s, \
+             {cpu:.2} s CPU = {:.1}k events/CPU-s; now {} events, {:.0} MiB on disk",
+            n as f64 / wall / 1e3,
+            n as f64 / cpu / 1e3,
+            store.event_count().unwrap(),
+            db_size(&store)
+        );
+    }
+    eprintln!("probe: {}", omnigate_store::probe_dump());
+    if std::env::var_os("OMNIGATE_BENCH_NO_CRITERION").is_some() {
+        return;
+    }
     let mut group = c.benchmark_group("ingest");
     group
         .measurement_time(Duration::from_secs(10))

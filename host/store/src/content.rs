@@ -468,4 +468,22 @@ impl ContentStore for SqliteStore {
     fn sign_offs(&self, hash: &VersionHash) -> StoreResult<Vec<SignOff>> {
         self.read("read sign-offs", |c| sign_offs_of(c, hash))
     }
+
+    fn version_state(&self, hash: &VersionHash) -> StoreResult<Option<ContentState>> {
+        const OP: &str = "read a content version's state";
+        self.read(OP, |c| {
+            let state: Option<String> = c
+                .prepare_cached("SELECT state FROM content_version WHERE hash = ?1")
+                .and_then(|mut s| s.query_row([&hash.0], |r| r.get(0)).optional())
+                .during(OP)?;
+            state
+                .map(|s| {
+                    ContentState::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == s)
+                        .ok_or_else(|| crate::db::corrupt(OP, "content state", &s))
+                })
+                .transpose()
+        })
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use omnigate_core::ApprovalPolicy;
@@ -12,7 +12,9 @@ use omnigate_core::store::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::audit::AuditWriter;
-use crate::migrate;
+use crate::checkpoint::Checkpointer;
+use crate::hot::Hot;
+use crate::{events, migrate};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "omnigate.db";
@@ -38,11 +40,17 @@ pub struct StoreOptions {
     /// instead of a `pread` and a copy. (Mapping the writer too measured no
     /// gain for ingest.)
     pub mmap_mib: u32,
+    /// Events kept in the hot tier before they are folded into the
+    /// per-event indexes and the feature tables (see `docs/store.md`,
+    /// "Events and derived features"). Larger folds write each page of those
+    /// tables for more events at once (faster ingest) but hold more in
+    /// memory (about 100 bytes per event) and take longer each. At least 1.
+    pub fold_events: usize,
 }
 
 impl StoreOptions {
     /// Defaults: 4 readers, the default approval policy and journey, 64 MiB
-    /// cache, up to 4 GiB mapped by readers.
+    /// cache, up to 4 GiB mapped by readers, folds of 100,000 events.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         StoreOptions {
             data_dir: data_dir.into(),
@@ -51,6 +59,7 @@ impl StoreOptions {
             journey: JourneyConfig::default(),
             cache_mib: 64,
             mmap_mib: 4096,
+            fold_events: 100_000,
         }
     }
 }
@@ -91,6 +100,18 @@ pub enum OpenError {
         /// The newest this build knows.
         known: i64,
     },
+    /// The checkpoint thread could not be started.
+    #[error("cannot start the checkpoint thread")]
+    Thread(#[source] std::io::Error),
+    /// The events committed since the last fold could not be folded.
+    #[error("cannot fold the event log of database `{path}`")]
+    Events {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
     /// A migration that was applied differs from the one in this build.
     #[error(
         "migration `{name}` in database `{path}` differs from the one in this build (applied sha256 `{applied}`, built-in `{built_in}`)"
@@ -116,8 +137,15 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Events committed since the last fold (see `hot.rs`).
+    hot: RwLock<Hot>,
+    /// HCP ids and their internal keys, as ingest found them (see
+    /// `events::HcpNums`).
+    pub(crate) hcp_nums: Mutex<events::HcpNums>,
+    pub(crate) fold_events: usize,
     pub(crate) approval: ApprovalPolicy,
     pub(crate) journey: JourneyConfig,
+    checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -182,6 +210,27 @@ impl SqliteStore {
         let mut writer = Connection::open(&path).map_err(sqlite)?;
         configure(&writer, options.cache_mib).map_err(sqlite)?;
         migrate::migrate(&mut writer, &path)?;
+        // Whatever a previous process left in its hot tier is in the log:
+        // fold it, so the tables are complete whenever no store is open.
+        let hot = RwLock::new(Hot::default());
+        events::fold(&mut writer, &hot).map_err(|source| OpenError::Events {
+            path: path.clone(),
+            source,
+        })?;
+        // PROBE: autocheckpoint
+        if let Some(v) = std::env::var_os("OG_AUTOCKPT") {
+            writer.pragma_update(None, "wal_autocheckpoint", v.to_str().unwrap_or("10000").parse::<i64>().unwrap_or(10000)).map_err(sqlite)?;
+        }
+        // PROBE: writer mmap
+        if std::env::var_os("OG_WRITER_MMAP").is_some() {
+            writer
+                .pragma_update(None, "mmap_size", i64::from(options.mmap_mib) * 1024 * 1024)
+                .map_err(sqlite)?;
+        }
+        let checkpoints = Connection::open(&path).map_err(sqlite)?;
+        configure(&checkpoints, 2).map_err(sqlite)?;
+        let checkpointer =
+            Checkpointer::start(checkpoints).map_err(OpenError::Thread)?;
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {
             let conn = Connection::open_with_flags(
@@ -202,8 +251,12 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            hot,
+            hcp_nums: Mutex::default(),
+            fold_events: options.fold_events.max(1),
             approval: options.approval,
             journey: options.journey,
+            checkpointer,
         })
     }
 
@@ -222,14 +275,42 @@ impl SqliteStore {
         op: &'static str,
         f: impl FnOnce(&Transaction<'_>, &mut AuditWriter) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let mut conn = lock(&self.writer);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .during(op)?;
-        let mut audit = AuditWriter::at_head(&tx).during(op)?;
-        let out = f(&tx, &mut audit)?;
-        tx.commit().during(op)?;
+        let out = transact(&mut self.writer(), op, f)?;
+        self.checkpointer.poke();
         Ok(out)
+    }
+
+    /// Says that a write committed, for the checkpoint thread.
+    pub(crate) fn committed(&self) {
+        self.checkpointer.poke();
+    }
+
+    /// The write connection, for a caller that does more than one
+    /// transaction (or more after its transaction) without another writer
+    /// in between.
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+
+    /// The hot tier, for reading.
+    pub(crate) fn hot(&self) -> RwLockReadGuard<'_, Hot> {
+        // A panic while updating it left it marked invalid (see `Hot`), so
+        // a poisoned lock is still safe to use.
+        self.hot
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The hot tier, for updating (by the holder of the write connection).
+    pub(crate) fn hot_mut(&self) -> RwLockWriteGuard<'_, Hot> {
+        self.hot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The hot tier's lock itself.
+    pub(crate) fn hot_lock(&self) -> &RwLock<Hot> {
+        &self.hot
     }
 
     /// Runs `f` on a read connection, in one read transaction so that it
@@ -256,6 +337,21 @@ impl SqliteStore {
         end?;
         Ok(out)
     }
+}
+
+/// Runs `f` in one write transaction on `conn`; see [`SqliteStore::write`].
+pub(crate) fn transact<T>(
+    conn: &mut Connection,
+    op: &'static str,
+    f: impl FnOnce(&Transaction<'_>, &mut AuditWriter) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .during(op)?;
+    let mut audit = AuditWriter::at_head(&tx).during(op)?;
+    let out = f(&tx, &mut audit)?;
+    tx.commit().during(op)?;
+    Ok(out)
 }
 
 /// Maps a backend error to [`StoreError::Backend`] naming the operation.

@@ -35,11 +35,14 @@
 //! ```
 
 mod audit;
+mod checkpoint;
 mod consent;
 mod content;
 mod db;
 mod events;
+mod filter;
 mod hcp;
+mod hot;
 mod identity;
 mod journey;
 mod ledger;
@@ -47,6 +50,7 @@ mod migrate;
 mod window;
 
 pub use db::{OpenError, SqliteStore, StoreOptions};
+pub use events::probe_dump;
 pub use migrate::MIGRATIONS;
 
 // INVARIANT: the SQLite backend is a complete `Store`, usable as

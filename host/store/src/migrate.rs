@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_content_prescreen.sql",
         sql: include_str!("../migrations/0007_content_prescreen.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_event_log.sql",
+        sql: include_str!("../migrations/0008_event_log.sql"),
+    },
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {

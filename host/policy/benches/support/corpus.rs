@@ -154,7 +154,8 @@ const ZH_RISKY: &[&str] = &[
 
 const ZH_ISI: &str = "重要安全性信息：妊娠期妇女禁用。低血压、肾功能损害及高钾血症患者慎用。常见不良反应为头晕、头痛和疲乏。详细信息请参阅药品说明书。";
 
-const ZH_FOOTER: &str = "本资料仅供医疗卫生专业人士参考。卡迪泽医学事务部敬上。如需退订，请点击此处。";
+const ZH_FOOTER: &str =
+    "本资料仅供医疗卫生专业人士参考。卡迪泽医学事务部敬上。如需退订，请点击此处。";
 
 const EN_SMS: &[&str] = &[
     "Cardiozen: Join Prof. Weiss's webinar on resistant hypertension, 14 May 7pm ET. Register: https://ex.co/cz1 Reply STOP to opt out",
@@ -245,7 +246,10 @@ fn en_html(rng: &mut Rng) -> Message {
     body.push_str("<tr><td style=\"padding:24px\"><img src=\"https://cdn.example.com/cz/logo.png\" width=\"160\" height=\"40\" alt=\"Cardiozen (valsartan) tablets\" style=\"display:block;border:0\"></td></tr><tr><td style=\"padding:0 24px\">");
     body.push_str(&format!("<p style=\"{P_STYLE}\">Dear Dr.&nbsp;{name},</p>"));
     for p in en_paragraphs(rng) {
-        body.push_str(&format!("<p style=\"{P_STYLE}\">{}</p>", en_html_sentence(&p)));
+        body.push_str(&format!(
+            "<p style=\"{P_STYLE}\">{}</p>",
+            en_html_sentence(&p)
+        ));
     }
     body.push_str("<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\"><tr><td style=\"border-radius:4px;background:#0b5cad\"><a href=\"https://hcp.example.com/cardiozen?utm_source=email&amp;utm_campaign=zen1\" style=\"display:inline-block;padding:12px 24px;color:#ffffff;text-decoration:none;font-weight:bold\">See the ZEN-1 results</a></td></tr></table>");
     body.push_str("</td></tr><tr><td style=\"padding:24px;border-top:1px solid #dddddd\">");

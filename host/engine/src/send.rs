@@ -1,0 +1,348 @@
+//! One path for every dispatch: gate -> ledger -> adapter -> ledger.
+//!
+//! [`Sender::send`] takes a batch of intended dispatches for one channel
+//! adapter and, in order:
+//!
+//! 1. skips any whose idempotency key is already in the ledger (a resumed
+//!    run never delivers twice);
+//! 2. asks the gate about each, and records every decision and the allowed
+//!    dispatches (state `queued`) in one durable transaction *before* the
+//!    adapter is called;
+//! 3. moves the allowed ones to `sending`, clears them for egress with the
+//!    exact texts the gate screened, and calls the adapter once for the
+//!    batch;
+//! 4. records each outcome: `sent` with the provider's id, `failed` for a
+//!    permanent error, back to `queued` for a retryable one. If the call
+//!    itself failed (trap, timeout), the dispatches stay `sending`: whether
+//!    the provider got them is unknown, and a retry with the same
+//!    idempotency key is safe.
+
+use std::sync::Arc;
+
+use omnigate_core::hcp::HcpProfile;
+use omnigate_core::ledger::{DecisionRecord, DispatchState};
+use omnigate_core::store::StoreError;
+use omnigate_core::{HcpSnapshot, Store};
+use omnigate_gate::egress::{Cleared, Clearance};
+use omnigate_gate::{DispatchRequest, Gate, Rendered};
+use omnigate_runtime::types::{Link, MessageParts, PluginError};
+use omnigate_runtime::{CallError, Outgoing, Plugin};
+use serde::Serialize;
+
+/// One intended dispatch.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// What to ask the gate.
+    pub request: DispatchRequest,
+    /// Unique per intended delivery; the adapter passes it to the provider.
+    pub idempotency_key: String,
+}
+
+/// What became of one item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Sent {
+    /// The gate blocked it; nothing was sent.
+    Blocked {
+        /// The decision, with every reason.
+        decision: Box<DecisionRecord>,
+    },
+    /// The adapter accepted it.
+    Delivered {
+        /// The decision that allowed it.
+        decision_id: String,
+        /// The provider's message id.
+        provider_id: String,
+    },
+    /// The adapter refused it.
+    Failed {
+        /// The decision that allowed it.
+        decision_id: String,
+        /// Why (from the adapter; never contact details).
+        reason: String,
+        /// Whether a later retry may succeed (the dispatch is queued again).
+        retryable: bool,
+    },
+    /// The adapter call failed as a whole; the dispatch stays `sending`.
+    Unknown {
+        /// The decision that allowed it.
+        decision_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Its idempotency key is already in the ledger: not sent again.
+    AlreadyInLedger {
+        /// The dispatch id on record.
+        dispatch_id: String,
+        /// Its state.
+        state: DispatchState,
+    },
+}
+
+/// What can stop a batch before any delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The store failed; nothing was handed to the adapter.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs batches through gate, ledger and adapter.
+#[derive(Clone)]
+pub struct Sender {
+    gate: Gate,
+    store: Arc<dyn Store>,
+    clearance: Arc<Clearance>,
+    actor: String,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("gate", &self.gate)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The message parts an adapter receives, from the gate's rendering.
+pub fn message_parts(r: &Rendered) -> MessageParts {
+    let get = |k: &str| r.parts.get(k).cloned();
+    let mut disclaimers: Vec<String> = Vec::new();
+    disclaimers.extend(get("isi"));
+    disclaimers.extend(get("disclaimer"));
+    disclaimers.extend(
+        r.parts
+            .iter()
+            .filter(|(k, _)| k.starts_with("disclaimer-"))
+            .map(|(_, v)| v.clone()),
+    );
+    MessageParts {
+        subject: get("subject"),
+        preheader: get("preheader"),
+        body_text: get("text").unwrap_or_default(),
+        body_html: get("html"),
+        call_to_action: match (get("cta-text"), get("cta-url")) {
+            (Some(text), Some(url)) => Some(Link { text, url }),
+            _ => None,
+        },
+        disclaimers,
+    }
+}
+
+/// The values of a recipient snapshot, for the egress check.
+fn snapshot_values(s: &HcpSnapshot) -> Vec<String> {
+    let mut v = vec![s.id.clone()];
+    for x in [
+        &s.name,
+        &s.specialty_code,
+        &s.specialty,
+        &s.institution,
+        &s.market,
+        &s.time_zone,
+        &s.language,
+        &s.journey_stage,
+        &s.email,
+        &s.phone,
+        &s.wechat_id,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        v.push(x.clone());
+    }
+    v.extend(s.tags.iter().flatten().cloned());
+    v.extend(s.assigned_reps.iter().flatten().cloned());
+    v
+}
+
+impl Sender {
+    /// A sender over a gate, its store, and the clearance the runtime's
+    /// egress hook checks (see [`crate::GateInspector`]).
+    pub fn new(gate: Gate, store: Arc<dyn Store>, clearance: Arc<Clearance>, actor: &str) -> Sender {
+        Sender {
+            gate,
+            store,
+            clearance,
+            actor: actor.to_owned(),
+        }
+    }
+
+    /// Sends a batch through one adapter; one result per item, in order.
+    ///
+    /// # Errors
+    ///
+    /// A store failure before the adapter was called (nothing was sent).
+    /// Failures after it are per item ([`Sent::Unknown`]) and logged.
+    pub fn send(&self, adapter: &Plugin, items: &[Item]) -> Result<Vec<Sent>, SendError> {
+        let mut out: Vec<Option<Sent>> = vec![None; items.len()];
+        let mut records = Vec::new();
+        let mut ledger = Vec::new();
+        // (item index, rendered, profile, decision id)
+        let mut allowed: Vec<(usize, Rendered, HcpProfile, String)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Some(existing) = self.store.dispatch_by_key(&item.idempotency_key)? {
+                out[i] = Some(Sent::AlreadyInLedger {
+                    dispatch_id: existing.dispatch.id,
+                    state: existing.state,
+                });
+                continue;
+            }
+            let decided = self.gate.decide(&item.request);
+            match (decided.dispatch(&item.idempotency_key), &decided.rendered) {
+                (Some(d), Some(rendered)) => {
+                    let Some(profile) = self.store.profile(&item.request.hcp)? else {
+                        return Err(StoreError::UnknownHcp(item.request.hcp.clone()).into());
+                    };
+                    allowed.push((i, rendered.clone(), profile, decided.record.id.clone()));
+                    ledger.push(d);
+                }
+                _ => {
+                    out[i] = Some(Sent::Blocked {
+                        decision: Box::new(decided.record.clone()),
+                    });
+                }
+            }
+            records.push(decided.record);
+        }
+        // INVARIANT: every decision and every allowed dispatch is durable
+        // before the adapter sees anything.
+        let report = self.store.record_decisions(&self.actor, &records, &ledger)?;
+        if !report.existing_keys.is_empty() {
+            // Another sender entered the same keys meanwhile: leave them to it.
+            allowed.retain(|(i, ..)| !report.existing_keys.contains(&items[*i].idempotency_key));
+            for (i, item) in items.iter().enumerate() {
+                if out[i].is_none() && report.existing_keys.contains(&item.idempotency_key) {
+                    out[i] = Some(Sent::AlreadyInLedger {
+                        dispatch_id: item.request.dispatch_id.clone(),
+                        state: DispatchState::Queued,
+                    });
+                }
+            }
+        }
+        let mut outgoing = Vec::new();
+        let mut cleared = Vec::new();
+        for (i, rendered, profile, _) in &allowed {
+            let req = &items[*i].request;
+            let id = &req.dispatch_id;
+            self.store.set_dispatch_state(
+                &self.actor,
+                id,
+                &[DispatchState::Queued],
+                DispatchState::Sending,
+                None,
+            )?;
+            let features = self.store.features(&req.hcp, req.at).ok();
+            let recipient = profile.snapshot(features, None);
+            let scoped = recipient.scoped_to(&adapter.manifest().hcp_fields);
+            let mut values = snapshot_values(&scoped);
+            values.extend([
+                req.version.0.clone(),
+                req.channel.as_str().to_owned(),
+                rendered.sha256.clone(),
+            ]);
+            cleared.push(Cleared {
+                dispatch_id: id.clone(),
+                idempotency_key: items[*i].idempotency_key.clone(),
+                texts: rendered.texts().map(str::to_owned).collect(),
+                values,
+            });
+            outgoing.push(Outgoing {
+                dispatch_id: id.clone(),
+                idempotency_key: items[*i].idempotency_key.clone(),
+                recipient,
+                content_version_id: req.version.0.clone(),
+                content_sha256: req.version.0.clone(),
+                channel: req.channel,
+                parts: message_parts(rendered),
+            });
+        }
+        if !outgoing.is_empty() {
+            self.clearance.set_plugin_values(
+                &adapter.manifest().name,
+                adapter.manifest().config.values().cloned(),
+            );
+            self.clearance.clear(cleared);
+            let result = adapter.deliver(outgoing);
+            self.clearance
+                .release(allowed.iter().map(|(i, ..)| items[*i].request.dispatch_id.as_str()));
+            self.settle(items, &allowed, result, &mut out)?;
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or(Sent::Unknown {
+                    decision_id: String::new(),
+                    reason: "not processed".into(),
+                })
+            })
+            .collect())
+    }
+
+    fn settle(
+        &self,
+        items: &[Item],
+        allowed: &[(usize, Rendered, HcpProfile, String)],
+        result: Result<Vec<Result<omnigate_runtime::types::DeliveryReceipt, PluginError>>, CallError>,
+        out: &mut [Option<Sent>],
+    ) -> Result<(), StoreError> {
+        match result {
+            Err(e) => {
+                tracing::warn!(error = %e, "adapter call failed; dispatches stay `sending`");
+                for (i, _, _, decision_id) in allowed {
+                    out[*i] = Some(Sent::Unknown {
+                        decision_id: decision_id.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            Ok(results) => {
+                for ((i, _, _, decision_id), r) in allowed.iter().zip(results) {
+                    let id = &items[*i].request.dispatch_id;
+                    let sending = [DispatchState::Sending];
+                    match r {
+                        Ok(receipt) => {
+                            let detail = format!("provider id {}", receipt.provider_message_id);
+                            self.store.set_dispatch_state(
+                                &self.actor,
+                                id,
+                                &sending,
+                                DispatchState::Sent,
+                                Some(&detail),
+                            )?;
+                            out[*i] = Some(Sent::Delivered {
+                                decision_id: decision_id.clone(),
+                                provider_id: receipt.provider_message_id,
+                            });
+                        }
+                        Err(e) => {
+                            let (reason, retryable) = match e {
+                                PluginError::AccessDenied(m) => (format!("access denied: {m}"), false),
+                                PluginError::InvalidInput(m) => (format!("invalid input: {m}"), false),
+                                PluginError::Upstream(u) => (u.message, u.retryable),
+                            };
+                            let to = if retryable {
+                                DispatchState::Queued
+                            } else {
+                                DispatchState::Failed
+                            };
+                            self.store.set_dispatch_state(
+                                &self.actor,
+                                id,
+                                &sending,
+                                to,
+                                Some(&reason),
+                            )?;
+                            out[*i] = Some(Sent::Failed {
+                                decision_id: decision_id.clone(),
+                                reason,
+                                retryable,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,462 @@
+//! The hot tier of the event store: events committed since the last fold,
+//! indexed in memory.
+//!
+//! Ingest appends events to the `event` log (ordered by `seq`, so a batch
+//! writes a few consecutive pages) and records them here; it does not touch
+//! the per-event indexes (`event_id`, `event_hcp`) nor the feature tables,
+//! whose pages are spread over the whole file. A *fold* moves everything in
+//! this tier into those tables in one transaction, sorted by key, so that
+//! each page is written once per fold rather than once per event. The
+//! `event_fold` row says up to which `seq` the tables are complete.
+//!
+//! This tier is a cache of the log, never the only copy: it covers the
+//! `seq` range `(folded, last]`, is rebuilt from the log when that range does
+//! not match the file (at open, after another process wrote, after a panic),
+//! and readers fill any part of the range they need and it does not cover
+//! from the log itself.
+
+use std::collections::{BTreeMap, HashMap};
+
+use omnigate_core::event::UnixMillis;
+use omnigate_core::{Channel, EventType};
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use crate::db::corrupt;
+use crate::filter::IdFilter;
+use crate::window::DayRing;
+
+/// What the derived features need of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HotEvent {
+    pub(crate) seq: i64,
+    pub(crate) occurred_at: UnixMillis,
+    pub(crate) event_type: EventType,
+    pub(crate) channel: Channel,
+    /// The content version seen through it, if any.
+    pub(crate) content: Option<Box<str>>,
+}
+
+/// Events committed after the last fold, by event id and by HCP.
+#[derive(Debug, Default)]
+pub(crate) struct Hot {
+    /// Events up to this `seq` are in the folded tables.
+    folded: i64,
+    /// The newest `seq` known here. INVARIANT: when `valid`, this tier holds
+    /// exactly the events with `seq` in `(folded, last]`.
+    last: i64,
+    /// False until loaded, and after an update was interrupted: then it
+    /// covers nothing and the next write reloads it.
+    valid: bool,
+    ids: HashMap<Box<str>, i64>,
+    by_hcp: HashMap<i64, Vec<HotEvent>>,
+    /// The ids of the folded events, as a filter. INVARIANT: it holds every
+    /// id with `seq <= filter_mark` (and may hold more).
+    filter: IdFilter,
+    filter_mark: i64,
+}
+
+/// The `seq` watermarks of a database snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Marks {
+    /// Every event up to here is in the folded tables, none after.
+    pub(crate) folded: i64,
+    /// The newest event.
+    pub(crate) last: i64,
+}
+
+/// Reads the watermarks in the current transaction.
+pub(crate) fn marks(c: &Connection) -> rusqlite::Result<Marks> {
+    c.prepare_cached(
+        "SELECT folded_seq, (SELECT coalesce(max(seq), 0) FROM event) FROM event_fold",
+    )?
+    .query_row([], |r| {
+        Ok(Marks {
+            folded: r.get(0)?,
+            last: r.get(1)?,
+        })
+    })
+}
+
+/// One HCP's events in the hot part of a snapshot, and the `seq` ranges that
+/// the caller must read from the log because this tier does not cover them.
+#[derive(Debug, Default)]
+pub(crate) struct HotView {
+    pub(crate) events: Vec<(i64, HotEvent)>,
+    pub(crate) missing: Vec<(i64, i64)>,
+}
+
+impl Hot {
+    /// Whether this tier is exactly the unfolded part of a database with
+    /// these watermarks.
+    pub(crate) fn matches(&self, m: Marks) -> bool {
+        self.valid && self.folded == m.folded && self.last == m.last
+    }
+
+    /// Events held.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether an event id is held.
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    /// Whether the filter lacks ids folded up to `m.folded`.
+    pub(crate) fn filter_behind(&self, m: Marks) -> bool {
+        self.filter_mark < m.folded
+    }
+
+    /// False if no folded event has this id; true if one may have it.
+    /// Exact only once [`Hot::catch_up_filter`] ran in this transaction.
+    pub(crate) fn may_be_folded(&self, id: &str) -> bool {
+        self.filter.may_contain(id)
+    }
+
+    /// Adds to the filter the ids folded since it was last updated (all of
+    /// them at first, from `event_id`; else from the log), so that it
+    /// holds every id with `seq <= m.folded`.
+    pub(crate) fn catch_up_filter(&mut self, c: &Connection, m: Marks) -> rusqlite::Result<()> {
+        if self.filter_mark >= m.folded {
+            return Ok(());
+        }
+        if self.filter_mark == 0 {
+            let capacity = usize::try_from(m.folded).unwrap_or(0);
+            self.filter = IdFilter::with_capacity(capacity + capacity / 2);
+            let mut stmt = c.prepare("SELECT id FROM event_id")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                self.filter.insert(r.get_ref(0)?.as_str()?);
+            }
+        } else {
+            let mut stmt = c.prepare_cached("SELECT id FROM event WHERE seq > ?1 AND seq <= ?2")?;
+            let mut rows = stmt.query([self.filter_mark, m.folded])?;
+            while let Some(r) = rows.next()? {
+                self.filter.insert(r.get_ref(0)?.as_str()?);
+            }
+        }
+        self.filter_mark = m.folded;
+        Ok(())
+    }
+
+    /// Adds freshly committed events, which directly follow `last`. Events
+    /// that do not (a caller's bug) leave the tier invalid, to be reloaded.
+    pub(crate) fn extend(&mut self, events: Vec<(Box<str>, i64, HotEvent)>) {
+        let valid = self.valid;
+        // Invalid while half-updated: a panic here leaves it invalid.
+        self.valid = false;
+        let mut follows = true;
+        for (id, hcp, e) in events {
+            follows &= e.seq == self.last + 1;
+            self.last = self.last.max(e.seq);
+            self.ids.insert(id, e.seq);
+            self.by_hcp.entry(hcp).or_default().push(e);
+        }
+        self.valid = valid && follows;
+    }
+
+    /// Everything up to `folded`, which is `last`, was folded: the tier is
+    /// empty and valid whatever it was before.
+    pub(crate) fn folded_to(&mut self, folded: i64) {
+        if self.valid && self.filter_mark == self.folded {
+            for id in self.ids.keys() {
+                self.filter.insert(id);
+            }
+            self.filter_mark = folded;
+        }
+        self.folded = folded;
+        self.last = folded;
+        self.ids = HashMap::new();
+        self.by_hcp = HashMap::new();
+        self.valid = true;
+    }
+
+    /// Makes this tier unusable until reloaded.
+    #[cfg(test)]
+    pub(crate) fn invalidate(&mut self) {
+        self.valid = false;
+    }
+
+    /// Rebuilds the tier from the log of the current transaction.
+    pub(crate) fn reload(&mut self, c: &Connection, m: Marks) -> Result<(), LogError> {
+        self.valid = false;
+        self.ids = HashMap::new();
+        self.by_hcp = HashMap::new();
+        self.folded = m.folded;
+        self.last = m.folded;
+        for row in scan_log(c, m.folded, m.last)? {
+            self.last = self.last.max(row.event.seq);
+            self.ids.insert(row.id, row.event.seq);
+            self.by_hcp.entry(row.hcp_num).or_default().push(row.event);
+        }
+        if self.last != m.last {
+            return Err(LogError::Corrupt("event log has gaps"));
+        }
+        self.valid = true;
+        Ok(())
+    }
+
+    /// The events of `members` in the hot part of a snapshot with watermarks
+    /// `m`, that is with `seq` in `(m.folded, m.last]`.
+    pub(crate) fn view(&self, members: &[i64], m: Marks) -> HotView {
+        let mut view = HotView::default();
+        // What this tier covers; nothing when invalid.
+        let (lo, hi) = if self.valid {
+            (self.folded, self.last)
+        } else {
+            (i64::MAX, i64::MAX)
+        };
+        for &n in members.iter().filter(|_| self.valid) {
+            for e in self.by_hcp.get(&n).into_iter().flatten() {
+                if e.seq > m.folded && e.seq <= m.last {
+                    view.events.push((n, e.clone()));
+                }
+            }
+        }
+        // The snapshot's hot range minus what this tier covers.
+        if m.folded < lo.min(m.last) {
+            view.missing.push((m.folded, lo.min(m.last)));
+        }
+        if hi.max(m.folded) < m.last && hi < i64::MAX {
+            view.missing.push((hi.max(m.folded), m.last));
+        }
+        view
+    }
+
+    /// What a fold writes: every held event, sorted by the key of each
+    /// table it goes to.
+    pub(crate) fn fold_plan(&self) -> FoldPlan<'_> {
+        let mut ids: Vec<(&str, i64)> = self.ids.iter().map(|(k, &v)| (&**k, v)).collect();
+        ids.sort_unstable();
+        let mut by_hcp: Vec<(i64, i64)> = Vec::with_capacity(ids.len());
+        let mut features = Features::default();
+        for (&n, events) in &self.by_hcp {
+            for e in events {
+                by_hcp.push((n, e.seq));
+                features.add(n, e);
+            }
+        }
+        by_hcp.sort_unstable();
+        FoldPlan {
+            ids,
+            by_hcp,
+            features,
+        }
+    }
+}
+
+/// The derived-feature changes of a set of events, by key in table order.
+#[derive(Debug, Default)]
+pub(crate) struct Features<'a> {
+    /// Per HCP and channel (name, as stored): the change to its row.
+    pub(crate) channels: BTreeMap<(i64, &'static str), ChannelDelta>,
+    /// Per HCP and content version: the first time seen.
+    pub(crate) seen: BTreeMap<(i64, &'a str), UnixMillis>,
+}
+
+/// The change of one (HCP, channel) feature row.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ChannelDelta {
+    /// Touch times, in `seq` order.
+    pub(crate) touches: Vec<UnixMillis>,
+    pub(crate) sends: i64,
+    pub(crate) opens: i64,
+    pub(crate) clicks: i64,
+    pub(crate) attended: i64,
+}
+
+impl<'a> Features<'a> {
+    pub(crate) fn add(&mut self, hcp: i64, e: &'a HotEvent) {
+        let fx = e.event_type.effect();
+        let d = self.channels.entry((hcp, e.channel.as_str())).or_default();
+        d.sends += i64::from(fx.send);
+        d.opens += i64::from(fx.open);
+        d.clicks += i64::from(fx.click);
+        d.attended += i64::from(fx.attend);
+        if fx.touch {
+            d.touches.push(e.occurred_at);
+        }
+        if let Some(version) = e.content.as_deref() {
+            let first = self.seen.entry((hcp, version)).or_insert(e.occurred_at);
+            *first = (*first).min(e.occurred_at);
+        }
+    }
+}
+
+/// A stored feature row with a delta applied.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ChannelRow {
+    pub(crate) last_touch_at: Option<UnixMillis>,
+    pub(crate) sends: i64,
+    pub(crate) opens: i64,
+    pub(crate) clicks: i64,
+    pub(crate) attended: i64,
+    pub(crate) ring: DayRing,
+}
+
+impl ChannelRow {
+    /// Adds a delta. Every part commutes (sums, maximum, the day ring keeps
+    /// the days in the span of its newest day), so the order in which
+    /// deltas arrive does not matter.
+    pub(crate) fn apply(&mut self, d: &ChannelDelta) {
+        for &at in &d.touches {
+            self.last_touch_at = Some(self.last_touch_at.map_or(at, |l| l.max(at)));
+            self.ring.add(at, 1);
+        }
+        self.sends += d.sends;
+        self.opens += d.opens;
+        self.clicks += d.clicks;
+        self.attended += d.attended;
+    }
+}
+
+/// Rows for the folded tables, each list sorted by its table's key.
+#[derive(Debug)]
+pub(crate) struct FoldPlan<'a> {
+    pub(crate) ids: Vec<(&'a str, i64)>,
+    pub(crate) by_hcp: Vec<(i64, i64)>,
+    pub(crate) features: Features<'a>,
+}
+
+/// Why the log could not be read back.
+#[derive(Debug)]
+pub(crate) enum LogError {
+    Sqlite(rusqlite::Error),
+    Corrupt(&'static str),
+    Value(&'static str, String),
+}
+
+impl From<rusqlite::Error> for LogError {
+    fn from(e: rusqlite::Error) -> Self {
+        LogError::Sqlite(e)
+    }
+}
+
+impl LogError {
+    pub(crate) fn during(self, op: &'static str) -> omnigate_core::store::StoreError {
+        match self {
+            LogError::Sqlite(e) => omnigate_core::store::StoreError::Backend {
+                op,
+                message: e.to_string(),
+            },
+            LogError::Corrupt(what) => omnigate_core::store::StoreError::Backend {
+                op,
+                message: what.to_owned(),
+            },
+            LogError::Value(what, value) => corrupt(op, what, &value),
+        }
+    }
+}
+
+/// One event of the log, as the hot tier needs it.
+pub(crate) struct LogRow {
+    pub(crate) id: Box<str>,
+    pub(crate) hcp_num: i64,
+    pub(crate) event: HotEvent,
+}
+
+/// The content version an event of type `t` with these stored attributes
+/// made its HCP see (as `NewEvent::content_seen`).
+fn content_of(t: EventType, attributes: &str) -> Result<Option<Box<str>>, LogError> {
+    if !t.effect().sees_content {
+        return Ok(None);
+    }
+    let map: Map<String, Value> = serde_json::from_str(attributes)
+        .map_err(|_| LogError::Corrupt("stored event attributes are unreadable"))?;
+    Ok(map
+        .get("content_version")
+        .and_then(Value::as_str)
+        .map(Box::from))
+}
+
+/// The events with `seq` in `(from, to]`, in `seq` order.
+pub(crate) fn scan_log(c: &Connection, from: i64, to: i64) -> Result<Vec<LogRow>, LogError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, id, hcp_num, type, channel, occurred_at, attributes FROM event
+         WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([from, to])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let t: String = r.get(3)?;
+        let ch: String = r.get(4)?;
+        let event_type: EventType = t.parse().map_err(|_| LogError::Value("event type", t))?;
+        let channel: Channel = ch.parse().map_err(|_| LogError::Value("channel", ch))?;
+        let attributes: String = r.get(6)?;
+        out.push(LogRow {
+            id: r.get::<_, String>(1)?.into_boxed_str(),
+            hcp_num: r.get(2)?,
+            event: HotEvent {
+                seq: r.get(0)?,
+                occurred_at: r.get(5)?,
+                event_type,
+                channel,
+                content: content_of(event_type, &attributes)?,
+            },
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ev(seq: i64) -> HotEvent {
+        HotEvent {
+            seq,
+            occurred_at: 0,
+            event_type: EventType::RepVisit,
+            channel: Channel::RepVisit,
+            content: None,
+        }
+    }
+
+    fn hot(folded: i64, seqs: &[i64]) -> Hot {
+        let mut h = Hot::default();
+        h.folded_to(folded);
+        h.extend(
+            seqs.iter()
+                .map(|&s| (format!("e{s}").into_boxed_str(), 7, ev(s)))
+                .collect(),
+        );
+        h
+    }
+
+    #[test]
+    fn a_view_of_a_covered_snapshot_needs_no_log_reads() {
+        let h = hot(10, &[11, 12, 13]);
+        let v = h.view(&[7], Marks { folded: 10, last: 13 });
+        assert_eq!(v.events.len(), 3);
+        assert!(v.missing.is_empty());
+        // An older snapshot sees only its own events.
+        let v = h.view(&[7], Marks { folded: 10, last: 12 });
+        assert_eq!(v.events.len(), 2);
+        assert!(v.missing.is_empty());
+    }
+
+    #[test]
+    fn a_view_names_the_ranges_it_does_not_cover() {
+        let h = hot(10, &[11, 12]);
+        // Committed after this tier was updated.
+        let v = h.view(&[7], Marks { folded: 10, last: 15 });
+        assert_eq!(v.missing, [(12, 15)]);
+        // Folded by another process up to 11, then more written.
+        let v = h.view(&[7], Marks { folded: 11, last: 15 });
+        assert_eq!(v.events.len(), 1);
+        assert_eq!(v.missing, [(12, 15)]);
+        // A snapshot older than this tier's fold.
+        let h = hot(20, &[21]);
+        let v = h.view(&[7], Marks { folded: 10, last: 21 });
+        assert_eq!(v.missing, [(10, 20)]);
+        assert_eq!(v.events.len(), 1);
+        // An invalid tier covers nothing.
+        let mut h = hot(10, &[11]);
+        h.invalidate();
+        let v = h.view(&[7], Marks { folded: 10, last: 11 });
+        assert!(v.events.is_empty());
+        assert_eq!(v.missing, [(10, 11)]);
+    }
+}
