@@ -55,6 +55,9 @@ pub fn routes(service: Arc<Service>) -> Router {
         .route("/v1/content/expire", post(expire))
         .route("/v1/audit", get(audit_entries))
         .route("/v1/audit/verify", get(audit_verify))
+        .route("/v1/gate/check", post(gate_check))
+        .route("/v1/decisions", get(list_decisions))
+        .route("/v1/decisions/{id}", get(show_decision))
         .with_state(service)
 }
 
@@ -478,5 +481,59 @@ async fn audit_entries(
 
 async fn audit_verify(State(s): Svc) -> Result<Response, ApiError> {
     let out = blocking(s, |s| s.verify_audit()).await?;
+    Ok(ok(StatusCode::OK, out))
+}
+
+async fn gate_check(State(s): Svc, Actor(actor): Actor, bytes: Bytes) -> Result<Response, ApiError> {
+    let Body(map) = Body::parse(&bytes)?;
+    let at = omnigate_service::Location::Document {
+        name: "request body".into(),
+        path: "$".into(),
+    };
+    let req = omnigate_service::gate::check_input(Value::Object(map), &at)?;
+    let out = blocking(s, move |s| s.check(&actor, &req)).await?;
+    Ok(ok(StatusCode::OK, out))
+}
+
+async fn list_decisions(
+    State(s): Svc,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let bad = |k: &str, detail: String| ApiError::Http {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid-input",
+        detail,
+        path: None,
+        argument: Some(k.to_owned()),
+    };
+    let mut query = omnigate_service::gate::DecisionQuery::default();
+    for (k, v) in q {
+        match k.as_str() {
+            "campaign" => query.campaign = Some(v),
+            "hcp" => query.hcp = Some(v),
+            "rule" => query.rule = Some(v),
+            "verdict" => query.verdict = Some(v),
+            "before" => query.before = Some(v),
+            "limit" => {
+                query.limit = Some(v.parse().map_err(|_| {
+                    bad("limit", "query parameter `limit` must be a whole number".into())
+                })?);
+            }
+            other => {
+                return Err(bad(
+                    other,
+                    format!(
+                        "unknown query parameter `{other}` (expected campaign, hcp, rule, verdict, before, limit)"
+                    ),
+                ));
+            }
+        }
+    }
+    let out = blocking(s, move |s| s.decisions(&query)).await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "decisions": out })))
+}
+
+async fn show_decision(State(s): Svc, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let out = blocking(s, move |s| s.decision(&id)).await?;
     Ok(ok(StatusCode::OK, out))
 }

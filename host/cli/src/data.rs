@@ -44,14 +44,14 @@ pub struct Common {
         default_value = "omnigate-data",
         global = true
     )]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Who is acting, as recorded in the audit log (required by commands
     /// that change something).
     #[arg(long, env = "OMNIGATE_ACTOR", global = true)]
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
-    format: Format,
+    pub(crate) format: Format,
 }
 
 /// `omnigate hcp ...`.
@@ -220,7 +220,7 @@ enum ContentCommand {
 }
 
 /// A failure of a data command, with its exit status.
-enum Failure {
+pub(crate) enum Failure {
     Service(ServiceError),
     Usage(String),
 }
@@ -231,7 +231,7 @@ impl From<ServiceError> for Failure {
     }
 }
 
-type Outcome = Result<(), Failure>;
+pub(crate) type Outcome = Result<(), Failure>;
 
 #[derive(Serialize)]
 struct ErrorOut<'a> {
@@ -240,7 +240,7 @@ struct ErrorOut<'a> {
     location: Option<&'a Location>,
 }
 
-fn finish(format: Format, outcome: Outcome) -> ExitCode {
+pub(crate) fn finish(format: Format, outcome: Outcome) -> ExitCode {
     let (code, message, location, status) = match &outcome {
         Ok(()) => return ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => ("usage", m.clone(), None, 2),
@@ -273,7 +273,7 @@ fn print_out(text: &str) {
     let _ = out.flush();
 }
 
-fn emit<T: Serialize>(format: Format, value: &T, text: impl FnOnce(&T) -> String) -> Outcome {
+pub(crate) fn emit<T: Serialize>(format: Format, value: &T, text: impl FnOnce(&T) -> String) -> Outcome {
     match format {
         Format::Json => {
             let json = serde_json::to_string_pretty(value)
@@ -286,7 +286,7 @@ fn emit<T: Serialize>(format: Format, value: &T, text: impl FnOnce(&T) -> String
 }
 
 impl Common {
-    fn actor(&self) -> Result<String, Failure> {
+    pub(crate) fn actor(&self) -> Result<String, Failure> {
         match &self.actor {
             Some(a) => Ok(omnigate_service::actor(a)?),
             None => Err(Failure::Usage(
@@ -298,7 +298,11 @@ impl Common {
 
     /// The service over the store in `--data-dir`. `create`: a command that
     /// writes may create the store; one that only reads needs it to exist.
-    fn service(&self, create: bool, policy: Arc<PolicyHandle>) -> Result<Service, Failure> {
+    pub(crate) fn service(
+        &self,
+        create: bool,
+        policy: Arc<PolicyHandle>,
+    ) -> Result<Service, Failure> {
         if !create && !self.data_dir.join("omnigate.db").is_file() {
             return Err(Failure::Usage(format!(
                 "no omnigate store in `{}` (set --data-dir or OMNIGATE_DATA_DIR)",
@@ -317,13 +321,13 @@ impl Common {
 }
 
 /// An input named on the command line: a file or `-`.
-struct Input {
-    name: String,
-    reader: Box<dyn BufRead>,
+pub(crate) struct Input {
+    pub(crate) name: String,
+    pub(crate) reader: Box<dyn BufRead>,
     len: Option<u64>,
 }
 
-fn open_input(file: &str) -> Result<Input, Failure> {
+pub(crate) fn open_input(file: &str) -> Result<Input, Failure> {
     if file == "-" {
         return Ok(Input {
             name: "standard input".into(),

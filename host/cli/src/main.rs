@@ -4,6 +4,7 @@
 
 mod audit;
 mod data;
+mod gate;
 mod plugins;
 mod policy;
 mod serve;
@@ -41,6 +42,10 @@ enum Command {
     Events(data::EventsArgs),
     /// The MLR content registry: versions, submission with pre-screen, sign-off.
     Content(data::ContentArgs),
+    /// The compliance gate: put a dispatch to it (recorded, nothing sent).
+    Gate(gate::GateArgs),
+    /// Gate decisions: list and filter (campaign, HCP, rule, verdict), show one.
+    Decisions(gate::DecisionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,8 @@ fn main() -> ExitCode {
         Command::Consent(args) => data::consent(args),
         Command::Events(args) => data::events(args),
         Command::Content(args) => data::content(args),
+        Command::Gate(args) => gate::gate(args),
+        Command::Decisions(args) => gate::decisions(args),
     }
 }
 

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use aho_corasick::{MatchKind, StartKind, dfa::DFA};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_automata::meta;
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 
 use crate::diag::Diagnostic;
@@ -51,7 +52,9 @@ pub(crate) struct Term {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Word {
     pub term: Option<Term>,
-    /// The patterns (indices into `regexes`) this literal is an atom of.
+    /// The patterns (indices into `regexes`) this literal is an atom of:
+    /// they run on a text where it occurs, anchored at each occurrence when
+    /// their `anchored` form exists.
     pub triggers: Vec<usize>,
 }
 
@@ -66,6 +69,9 @@ pub struct CompiledPolicy {
     /// Index of the claim rule each regex belongs to.
     pub(crate) regex_owner: Vec<usize>,
     pub(crate) regexes: Vec<Regex>,
+    /// The same pattern for anchored searches at its atoms, when every
+    /// match starts with one (see [`Word::triggers`]).
+    pub(crate) anchored: Vec<Option<meta::Regex>>,
     /// The patterns without atoms, run on every text: their indices into
     /// `regexes`, and together as one set (`None` when there are none).
     pub(crate) unfiltered: Vec<usize>,
@@ -240,45 +246,95 @@ fn build_regex(p: &Pattern, rule: &str, limit: usize) -> Result<Regex, Diagnosti
     }
 }
 
-/// The atoms of a pattern: literals one of which every match starts
-/// (prefix) or ends (suffix) with, whichever set is more selective; `None`
-/// when neither is finite or selective enough, and the pattern must run on
-/// every text. Sound for any pattern: look-arounds extract as empty, so
-/// they only ever make the literals shorter.
-fn atoms(source: &str) -> Option<Vec<Vec<u8>>> {
+/// The atoms of a pattern: literals one of which occurs in every match.
+struct Atoms {
+    literals: Vec<Vec<u8>>,
+    /// Every match *starts* with one of them: the pattern needs to be
+    /// tried only where one occurs, anchored there.
+    prefix: bool,
+}
+
+/// Whether a literal is too common to be worth an atom: empty, one byte,
+/// or only digits, spaces and number punctuation (`12`, ` 3`, `-4`),
+/// which nearly every message has.
+fn weak(literal: &[u8]) -> bool {
+    literal.len() < 2
+        || literal
+            .iter()
+            .all(|b| b.is_ascii_digit() || b" .,:;-/()\n".contains(b))
+}
+
+/// The literals of a `Seq`, without the ones implied by a shorter one;
+/// `None` when infinite or weak.
+fn usable(seq: &Seq) -> Option<Vec<Vec<u8>>> {
+    let mut lits: Vec<Vec<u8>> = seq
+        .literals()?
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    lits.sort_by_key(Vec::len);
+    lits.dedup();
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    for l in lits {
+        if !kept.iter().any(|k| memchr::memmem::find(&l, k).is_some()) {
+            kept.push(l);
+        }
+    }
+    (!kept.is_empty() && !kept.iter().any(|l| weak(l))).then_some(kept)
+}
+
+/// How selective a set of atoms is: longer literals, then fewer.
+fn score(lits: &[Vec<u8>]) -> (usize, usize) {
+    let min = lits.iter().map(Vec::len).min().unwrap_or(0);
+    (min.min(8), usize::MAX - lits.len())
+}
+
+/// The atoms of a pattern, found with the literal extraction of
+/// `regex-syntax`: the literals every match starts with, or ends with, or
+/// (for a concatenation) the ones a part of every match starts with
+/// (`fold more` in `\d+[- ]?(fold|times) (more|...)`). The most selective
+/// set wins, but a good set of prefixes is preferred, since then the
+/// pattern runs anchored at the atoms instead of over the whole text.
+/// `None` when no set is selective enough: the pattern runs on every text.
+/// Sound for any pattern: look-arounds extract as empty, so they only ever
+/// make the literals shorter.
+fn atoms(source: &str) -> Option<Atoms> {
+    use regex_syntax::hir::{Hir, HirKind};
     let hir = regex_syntax::ParserBuilder::new()
         .build()
         .parse(source)
         .ok()?;
-    let pick = |kind| -> Option<Vec<Vec<u8>>> {
-        let seq: Seq = Extractor::new().kind(kind).extract(&hir);
-        let lits = seq.literals()?;
-        let mut out: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
-        // A literal containing another is implied by it: keep the shorter.
-        out.sort_by_key(Vec::len);
-        out.dedup();
-        let mut kept: Vec<Vec<u8>> = Vec::new();
-        for l in out {
-            if !kept.iter().any(|k| memchr::memmem::find(&l, k).is_some()) {
-                kept.push(l);
-            }
-        }
-        // An empty literal occurs everywhere; single bytes and digit
-        // strings occur in nearly every message and would only add matches.
-        let weak = kept.is_empty()
-            || kept
-                .iter()
-                .any(|l| l.len() < 2 || l.iter().all(|b| b.is_ascii_digit() || *b == b' '));
-        (!weak).then_some(kept)
-    };
-    let score = |a: &Vec<Vec<u8>>| {
-        let min = a.iter().map(Vec::len).min().unwrap_or(0);
-        (min.min(4), usize::MAX - a.len())
-    };
-    match (pick(ExtractKind::Prefix), pick(ExtractKind::Suffix)) {
-        (Some(p), Some(s)) => Some(if score(&s) > score(&p) { s } else { p }),
-        (p, s) => p.or(s),
+    let extract = |kind, h: &Hir| usable(&Extractor::new().kind(kind).extract(h));
+    if let Some(literals) = extract(ExtractKind::Prefix, &hir)
+        && score(&literals).0 >= 3
+    {
+        return Some(Atoms {
+            literals,
+            prefix: true,
+        });
     }
+    let mut best = extract(ExtractKind::Prefix, &hir).map(|l| (l, true));
+    let mut consider = |lits: Option<Vec<Vec<u8>>>| {
+        if let Some(l) = lits
+            && best.as_ref().is_none_or(|(b, _)| score(&l) > score(b))
+        {
+            best = Some((l, false));
+        }
+    };
+    consider(extract(ExtractKind::Suffix, &hir));
+    let mut top = &hir;
+    while let HirKind::Capture(c) = top.kind() {
+        top = &c.sub;
+    }
+    if let HirKind::Concat(parts) = top.kind() {
+        for i in 1..parts.len() {
+            consider(extract(
+                ExtractKind::Prefix,
+                &Hir::concat(parts[i..].to_vec()),
+            ));
+        }
+    }
+    best.map(|(literals, prefix)| Atoms { literals, prefix })
 }
 
 /// The literals of the automaton, each once, with what they stand for.
@@ -340,31 +396,49 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
 
     let mut regexes = Vec::new();
     let mut regex_owner = Vec::new();
+    let mut anchored = Vec::new();
     let mut unfiltered = Vec::new();
     let mut unfiltered_sources = Vec::new();
     for (i, r) in set.claims.iter().enumerate() {
         for p in &r.patterns {
-            match build_regex(p, &r.meta.id, limit) {
-                Ok(re) => {
-                    let at = regexes.len();
-                    let source = rewrite(&p.source);
-                    match atoms(&source) {
-                        Some(atoms) => {
-                            for a in atoms {
-                                let k = lits.entry(&a);
-                                lits.words[k].triggers.push(at);
-                            }
-                        }
-                        None => {
-                            unfiltered.push(at);
-                            unfiltered_sources.push(source);
-                        }
-                    }
-                    regexes.push(re);
-                    regex_owner.push(i);
+            let re = match build_regex(p, &r.meta.id, limit) {
+                Ok(re) => re,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
                 }
-                Err(d) => diags.push(d),
+            };
+            let at = regexes.len();
+            let source = rewrite(&p.source);
+            let mut anchored_re = None;
+            match atoms(&source) {
+                Some(a) => {
+                    for l in &a.literals {
+                        let k = lits.entry(l);
+                        lits.words[k].triggers.push(at);
+                    }
+                    if a.prefix {
+                        // Built like `re`, which compiled under the same
+                        // limits, so this does not fail; if it did, the
+                        // pattern would run over the whole text instead.
+                        anchored_re = meta::Builder::new()
+                            .configure(
+                                meta::Config::new()
+                                    .nfa_size_limit(Some(limit))
+                                    .hybrid_cache_capacity(limit),
+                            )
+                            .build(&source)
+                            .ok();
+                    }
+                }
+                None => {
+                    unfiltered.push(at);
+                    unfiltered_sources.push(source);
+                }
             }
+            regexes.push(re);
+            regex_owner.push(i);
+            anchored.push(anchored_re);
         }
     }
     let mut markers = Vec::new();
@@ -426,6 +500,7 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
         words: lits.words,
         regex_owner,
         regexes,
+        anchored,
         unfiltered,
         unfiltered_set,
         citation,

@@ -175,36 +175,40 @@ impl CompiledPolicy {
 
     /// One pass of the automaton over `t`: every occurrence of every term
     /// at word boundaries (overlapping ones included), and which patterns
-    /// had one of their atoms occur.
+    /// to run: `triggered` for those to run over the whole text, `starts`
+    /// (pattern, position) for those to try anchored at their atoms.
     fn terms_in(
         &self,
         t: &str,
         joined: &[Range<usize>],
         triggered: &mut [bool],
+        starts: &mut Vec<(usize, usize)>,
     ) -> Vec<(Owner, Range<usize>)> {
         let mut hits = Vec::new();
         let ac = &self.ac;
         let bytes = t.as_bytes();
-        let Ok(start) = ac.start_state(Anchored::No) else {
+        let Ok(mut sid) = ac.start_state(Anchored::No) else {
             return hits;
         };
-        let mut sid = start;
-        for (i, &b) in bytes.iter().enumerate() {
-            sid = ac.next_state(Anchored::No, sid, b);
-            if !ac.is_special(sid) {
+        let mut i = 0;
+        while i < bytes.len() {
+            (sid, i) = advance(ac, sid, bytes, i);
+            // No prefilter and an unanchored search: a special state is a
+            // match state (or the end of the text was reached).
+            if !ac.is_match(sid) {
                 continue;
             }
-            // No prefilter and an unanchored search: a special state is a
-            // match state.
+            let end = i;
             for k in 0..ac.match_len(sid) {
                 let pid = ac.match_pattern(sid, k);
-                let end = i + 1;
                 let begin = end - ac.pattern_len(pid);
                 let Some(word) = self.words.get(pid.as_usize()) else {
                     continue;
                 };
                 for &r in &word.triggers {
-                    if let Some(x) = triggered.get_mut(r) {
+                    if self.anchored.get(r).is_some_and(Option::is_some) {
+                        starts.push((r, begin));
+                    } else if let Some(x) = triggered.get_mut(r) {
                         *x = true;
                     }
                 }
@@ -227,6 +231,48 @@ impl CompiledPolicy {
         // By start, longest first, as a reader meets them.
         hits.sort_by_key(|(_, r)| (r.start, usize::MAX - r.end));
         hits
+    }
+
+    /// The matches of every pattern that may match `t`, pattern by
+    /// pattern, each as `find_iter` would list them.
+    fn patterns_in(
+        &self,
+        t: &str,
+        triggered: &[bool],
+        starts: &mut Vec<(usize, usize)>,
+    ) -> Vec<(usize, Range<usize>)> {
+        let mut matches = Vec::new();
+        starts.sort_unstable();
+        starts.dedup();
+        let mut starts = starts.iter().peekable();
+        for (r, re) in self.regexes.iter().enumerate() {
+            let rule = self.regex_owner[r];
+            match self.anchored.get(r) {
+                Some(Some(anchored)) => {
+                    // Every match starts at an atom: trying each in turn,
+                    // anchored, from where the last match ended, lists the
+                    // same matches as a search of the whole text.
+                    let mut from = 0;
+                    while let Some(&(_, at)) = starts.next_if(|(x, _)| *x == r) {
+                        if at < from {
+                            continue;
+                        }
+                        let input = regex_automata::Input::new(t)
+                            .range(at..)
+                            .anchored(regex_automata::Anchored::Yes);
+                        if let Some(m) = anchored.search(&input) {
+                            matches.push((rule, m.range()));
+                            from = m.end();
+                        }
+                    }
+                }
+                _ if triggered[r] => {
+                    matches.extend(re.find_iter(t).map(|m| (rule, m.range())));
+                }
+                _ => {}
+            }
+        }
+        matches
     }
 
     /// Normalizes and scans a part. When letter-spaced words were joined,
@@ -260,7 +306,8 @@ impl CompiledPolicy {
     ) -> Scanned<'a> {
         let t = &norm.text;
         let mut triggered = vec![false; self.regexes.len()];
-        let hits = self.terms_in(t, norm.joined(), &mut triggered);
+        let mut starts = Vec::new();
+        let hits = self.terms_in(t, norm.joined(), &mut triggered, &mut starts);
         if let Some(set) = &self.unfiltered_set {
             for k in set.matches(t).iter() {
                 if let Some(&r) = self.unfiltered.get(k) {
@@ -268,11 +315,7 @@ impl CompiledPolicy {
                 }
             }
         }
-        let mut matches = Vec::new();
-        for (r, _) in triggered.iter().enumerate().filter(|(_, on)| **on) {
-            let rule = self.regex_owner[r];
-            matches.extend(self.regexes[r].find_iter(t).map(|m| (rule, m.range())));
-        }
+        let matches = self.patterns_in(t, &triggered, &mut starts);
         let mut cited = Vec::new();
         for (claim, has_citation) in library {
             if *has_citation {
@@ -520,6 +563,27 @@ impl CompiledPolicy {
             });
         }
     }
+}
+
+/// Runs the automaton from state `sid` at byte `i` up to the next match
+/// state or the end of the text; returns the state and the byte after it.
+/// A loop of its own, so that it stays in registers: this is the one loop
+/// over every byte of every text.
+#[inline(never)]
+fn advance(
+    ac: &aho_corasick::dfa::DFA,
+    mut sid: aho_corasick::automaton::StateID,
+    bytes: &[u8],
+    mut i: usize,
+) -> (aho_corasick::automaton::StateID, usize) {
+    while let Some(&b) = bytes.get(i) {
+        sid = ac.next_state(Anchored::No, sid, b);
+        i += 1;
+        if ac.is_special(sid) {
+            break;
+        }
+    }
+    (sid, i)
 }
 
 fn finding(

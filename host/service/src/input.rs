@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 use omnigate_core::consent::{ConsentScope, ConsentSource, ConsentStatus, NewConsent, Purpose};
 use omnigate_core::content::ContentBody;
+use omnigate_core::template::{PersonalField, Template};
 use omnigate_core::event::{EventError, EventType, NewEvent, UnixMillis, now_millis};
 use omnigate_core::hcp::{ContactDetails, LicenceStatus, Specialty};
 use omnigate_core::redact::redact;
@@ -590,15 +591,37 @@ pub(crate) fn check_body(b: &ContentBody, at: &Location) -> ServiceResult<()> {
     }
     for f in &b.personalization_fields {
         let field = at.child("personalization_fields");
-        match f.parse::<HcpField>() {
-            Ok(hf) if hf.is_contact_detail() => {
-                return Err(ServiceError::invalid(
-                    field,
-                    format!("`{hf}` is a contact detail and cannot be filled into content"),
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => return Err(ServiceError::invalid_value(field, &e.to_string())),
+        if f.parse::<HcpField>().is_ok_and(HcpField::is_contact_detail) {
+            return Err(ServiceError::invalid(
+                field,
+                format!("`{f}` is a contact detail and cannot be filled into content"),
+            ));
+        }
+        if let Err(e) = f.parse::<PersonalField>() {
+            return Err(ServiceError::invalid_value(field, &e.to_string()));
+        }
+    }
+    // Every placeholder parses and names a declared field, in every part of
+    // every variant: the gate would block the version otherwise.
+    let parts = b.parts.iter().map(|(k, v)| (at.child("parts").child(k), v));
+    let variants = b.variants.iter().flat_map(|(ch, ps)| {
+        ps.iter()
+            .map(move |(k, v)| (at.child("variants").child(ch.as_str()).child(k), v))
+    });
+    for (place, text) in parts.chain(variants) {
+        let template = Template::parse(text)
+            .map_err(|e| ServiceError::invalid(place.clone(), e.to_string()))?;
+        if let Some(f) = template
+            .fields()
+            .into_iter()
+            .find(|f| !b.personalization_fields.contains(f.as_str()))
+        {
+            return Err(ServiceError::invalid(
+                place,
+                format!(
+                    "the placeholder `{{{{{f}}}}}` is not declared in personalization_fields"
+                ),
+            ));
         }
     }
     Ok(())

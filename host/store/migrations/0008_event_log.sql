@@ -1,8 +1,13 @@
 -- Events become an append-only log in commit order (`seq`), so that a batch
--- writes a few consecutive pages. The indexes that ingest used to keep per
--- event (unique id, per HCP) become tables written in bulk by a fold, with
--- the feature tables; `event_fold` says up to which `seq` they are complete.
--- Events after it are indexed in memory (see host/store/src/hot.rs).
+-- writes a few consecutive pages. The indexes that ingest kept per event
+-- (unique id, per HCP) and the feature tables are written by folds instead:
+-- many events at once, the indexes as sorted runs (host/store/src/runs.rs).
+-- `event_fold` says up to which `seq` they are complete; the events after
+-- it are indexed in memory (host/store/src/hot.rs).
+--
+-- Existing events move to the log with everything they derive: the feature
+-- tables are emptied and the mark set to 0, so that the first open folds
+-- the whole log and rebuilds them (the same rules, so the same values).
 
 CREATE TABLE event_log (
     seq         INTEGER PRIMARY KEY,
@@ -15,50 +20,52 @@ CREATE TABLE event_log (
     attributes  TEXT NOT NULL,
     batch_id    TEXT NOT NULL
 );
--- Existing events in id order (the old table's key: no sort needed).
+-- In the old table's key order (no sort of the whole table needed); the
+-- order of `seq` among existing events carries no meaning.
 INSERT INTO event_log (id, hcp_num, type, channel, occurred_at, received_at, attributes, batch_id)
 SELECT id, hcp_num, type, channel, occurred_at, received_at, attributes, batch_id
 FROM event ORDER BY id;
 
--- The idempotency key: an id is stored once.
-CREATE TABLE event_id (
-    id  TEXT PRIMARY KEY NOT NULL,
-    seq INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT INTO event_id (id, seq) SELECT id, seq FROM event_log ORDER BY seq;
-
--- Drops the old index (whose name the timeline takes) and triggers with it.
+-- Drops the old index and triggers with it.
 DROP TABLE event;
-
--- An HCP's timeline.
-CREATE TABLE event_hcp (
-    hcp_num INTEGER NOT NULL,
-    seq     INTEGER NOT NULL,
-    PRIMARY KEY (hcp_num, seq)
-) WITHOUT ROWID;
-INSERT INTO event_hcp (hcp_num, seq) SELECT hcp_num, seq FROM event_log ORDER BY hcp_num, seq;
-
 ALTER TABLE event_log RENAME TO event;
 
 CREATE TRIGGER event_no_update BEFORE UPDATE ON event
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER event_no_delete BEFORE DELETE ON event
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-CREATE TRIGGER event_id_no_update BEFORE UPDATE ON event_id
-BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-CREATE TRIGGER event_id_no_delete BEFORE DELETE ON event_id
-BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-CREATE TRIGGER event_hcp_no_update BEFORE UPDATE ON event_hcp
-BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-CREATE TRIGGER event_hcp_no_delete BEFORE DELETE ON event_hcp
-BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 
--- One row. The existing features were computed from every existing event.
+-- Folded runs: their event counts, their ids in chunks of sorted
+-- (id, seq) pairs keyed by the chunk's greatest id, their timelines as one
+-- row of `seq`s per HCP. Merging runs rewrites these rows; the events they
+-- index never change.
+CREATE TABLE event_run (
+    run    INTEGER PRIMARY KEY,
+    events INTEGER NOT NULL
+);
+CREATE TABLE event_id_run (
+    run     INTEGER NOT NULL,
+    last_id TEXT NOT NULL,
+    chunk   BLOB NOT NULL,
+    PRIMARY KEY (run, last_id)
+) WITHOUT ROWID;
+CREATE TABLE event_hcp_run (
+    run     INTEGER NOT NULL,
+    hcp_num INTEGER NOT NULL,
+    seqs    BLOB NOT NULL,
+    PRIMARY KEY (run, hcp_num)
+) WITHOUT ROWID;
+
+-- Rebuilt from the log by the first fold.
+DELETE FROM feature_channel;
+DELETE FROM content_seen;
+
+-- One row.
 CREATE TABLE event_fold (
     one        INTEGER PRIMARY KEY CHECK (one = 1),
     folded_seq INTEGER NOT NULL
 );
-INSERT INTO event_fold (one, folded_seq) SELECT 1, coalesce(max(seq), 0) FROM event;
+INSERT INTO event_fold (one, folded_seq) VALUES (1, 0);
 CREATE TRIGGER event_fold_forward BEFORE UPDATE ON event_fold
 WHEN NEW.folded_seq < OLD.folded_seq OR NEW.one IS NOT OLD.one
 BEGIN SELECT RAISE(ABORT, 'the fold mark only moves forward'); END;

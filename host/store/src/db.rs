@@ -213,10 +213,12 @@ impl SqliteStore {
         // Whatever a previous process left in its hot tier is in the log:
         // fold it, so the tables are complete whenever no store is open.
         let hot = RwLock::new(Hot::default());
-        events::fold(&mut writer, &hot).map_err(|source| OpenError::Events {
-            path: path.clone(),
-            source,
-        })?;
+        while events::fold(&mut writer, &hot, Some(options.fold_events.max(1))).map_err(
+            |source| OpenError::Events {
+                path: path.clone(),
+                source,
+            },
+        )? {}
         // PROBE: autocheckpoint
         if let Some(v) = std::env::var_os("OG_AUTOCKPT") {
             writer.pragma_update(None, "wal_autocheckpoint", v.to_str().unwrap_or("10000").parse::<i64>().unwrap_or(10000)).map_err(sqlite)?;

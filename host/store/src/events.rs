@@ -25,9 +25,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::db::{During, SqliteStore, corrupt, transact};
-use crate::hot::{self, ChannelRow, Features, Hot, HotEvent, HotView, Marks};
+use crate::hot::{self, ChannelRow, FoldPlan, Features, Hot, HotEvent, HotView, Marks};
 use crate::window::DayRing;
-use crate::{hcp, identity, journey};
+use crate::{hcp, identity, journey, runs};
 
 // PROBE
 pub(crate) mod probe {
@@ -94,51 +94,55 @@ pub(crate) fn sync_hot(
     drop(read);
     let mut tier = hot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !tier.matches(m) {
-        tier.reload(c, m).map_err(|e| e.during(op))?;
+        tier.reload(c, m, m.last).map_err(|e| e.during(op))?;
     }
     tier.catch_up_filter(c, m).during(op)
 }
 
 /// Folds the hot tier into the tables, in one transaction on the write
-/// connection: each table's rows sorted by its key, so each page is read
-/// and written once per fold.
-pub(crate) fn fold(conn: &mut Connection, hot: &RwLock<Hot>) -> StoreResult<()> {
+/// connection: the event ids and timelines as a new run (`runs.rs`), the
+/// feature rows in key order, so each page is written once per fold.
+///
+/// With `slice`, folds at most that many events from the log (the hot tier
+/// is reloaded with them), for folding a long log in bounded memory at
+/// open. Returns whether unfolded events remain.
+pub(crate) fn fold(
+    conn: &mut Connection,
+    hot: &RwLock<Hot>,
+    slice: Option<usize>,
+) -> StoreResult<bool> {
     const OP: &str = "fold events";
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .during(OP)?;
     let m = hot::marks(&tx).during(OP)?;
-    sync_hot(&tx, hot, m, OP)?;
-    if m.last == m.folded {
-        return Ok(());
+    match slice {
+        Some(n) => {
+            let mut tier = hot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let upto = m.folded.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+            tier.reload(&tx, m, upto).map_err(|e| e.during(OP))?;
+            tier.catch_up_filter(&tx, m).during(OP)?;
+        }
+        None => sync_hot(&tx, hot, m, OP)?,
     }
     let probe_t = std::time::Instant::now(); // PROBE
     let mut probe = Vec::new(); // PROBE
-    {
+    let upto = {
         // Readers may go on meanwhile; only this writer changes the tier.
         let tier = hot.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if tier.last() == m.folded {
+            return Ok(false);
+        }
         let plan = tier.fold_plan();
         probe.push(("plan", probe_t.elapsed())); // PROBE
-        let mut by_id = tx
-            .prepare_cached("INSERT INTO event_id (id, seq) VALUES (?1, ?2)")
-            .during(OP)?;
-        for (id, seq) in &plan.ids {
-            by_id.execute(params![id, seq]).during(OP)?;
-        }
-        probe.push(("ids", probe_t.elapsed())); // PROBE
-        let mut by_hcp = tx
-            .prepare_cached("INSERT INTO event_hcp (hcp_num, seq) VALUES (?1, ?2)")
-            .during(OP)?;
-        for (n, seq) in &plan.by_hcp {
-            by_hcp.execute(params![n, seq]).during(OP)?;
-        }
-        probe.push(("hcp", probe_t.elapsed())); // PROBE
-        write_features(&tx, &plan.features).during(OP)?;
+        runs::add_run(&tx, &plan.ids, &plan.by_hcp).during(OP)?;
+        probe.push(("runs", probe_t.elapsed())); // PROBE
+        write_features(&tx, &plan).during(OP)?;
         probe.push(("features", probe_t.elapsed())); // PROBE
         let moved = tx
             .execute(
                 "UPDATE event_fold SET folded_seq = ?1 WHERE folded_seq = ?2",
-                params![m.last, m.folded],
+                params![tier.last(), tier.folded()],
             )
             .during(OP)?;
         if moved != 1 {
@@ -147,19 +151,50 @@ pub(crate) fn fold(conn: &mut Connection, hot: &RwLock<Hot>) -> StoreResult<()> 
                 message: "the fold mark moved during a fold".into(),
             });
         }
-    }
+        tier.last()
+    };
     tx.commit().during(OP)?;
     probe.push(("commit", probe_t.elapsed())); // PROBE
-    if std::env::var_os("OG_PROBE").is_some() { eprintln!("fold {} events: {:?}", m.last - m.folded, probe); } // PROBE
+    if std::env::var_os("OG_PROBE").is_some() { eprintln!("fold {} events: {:?}", upto - m.folded, probe); } // PROBE
     hot.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .folded_to(m.last);
-    Ok(())
+        .folded_to(upto);
+    Ok(upto < m.last)
 }
 
-/// Rows per `INSERT` statement when appending events: one statement per
-/// row cost more than the row itself.
-const ROWS_PER_INSERT: usize = 50;
+/// Rows per statement in bulk writes: one statement per row costs more
+/// than the row itself.
+const ROWS_PER_STATEMENT: usize = 50;
+
+/// Runs `{head}{row},{row},...{tail}` over `items`, binding each item's
+/// parameters with `bind(statement, index before its first, item)`. Uses
+/// statements of 50, 10 and 1 rows, so three are prepared once.
+fn insert_rows<T>(
+    tx: &Connection,
+    head: &str,
+    row: &str,
+    tail: &str,
+    items: &[T],
+    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let per_row = row.matches('?').count();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = [ROWS_PER_STATEMENT, 10, 1]
+            .into_iter()
+            .find(|&n| rest.len() >= n)
+            .unwrap_or(1);
+        let (chunk, tail_items) = rest.split_at(n.min(rest.len()));
+        rest = tail_items;
+        let sql = format!("{head}{}{tail}", vec![row; chunk.len()].join(","));
+        let mut stmt = tx.prepare_cached(&sql)?;
+        for (k, item) in chunk.iter().enumerate() {
+            bind(&mut stmt, k * per_row, item)?;
+        }
+        stmt.raw_execute()?;
+    }
+    Ok(())
+}
 
 /// Appends `events[i]` for each `i` of `stored`, in order, with `seq` from
 /// `after + 1`.
@@ -174,105 +209,131 @@ fn insert_events(
     received_at: i64,
     batch_id: &str,
 ) -> rusqlite::Result<()> {
-    // No `seq`: SQLite gives each row the largest one plus one, which
-    // lets it append without looking for a conflicting key first.
-    const COLUMNS: &str =
-        "INSERT INTO event (id, hcp_num, type, channel, occurred_at, received_at, attributes, batch_id) VALUES ";
-    const ROW: &str = "(?,?,?,?,?,?,?,?)";
-    let sql = |rows: usize| format!("{COLUMNS}{}", vec![ROW; rows].join(","));
-    let mut seq = after;
-    // Statements of 50, 10 and 1 rows: three statements to prepare once.
-    let mut rest = stored;
-    let chunks = std::iter::from_fn(|| {
-        let n = [ROWS_PER_INSERT, 10, 1]
-            .into_iter()
-            .find(|&n| rest.len() >= n)?;
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        Some(chunk)
-    });
-    for chunk in chunks {
-        let mut stmt = tx.prepare_cached(&sql(chunk.len()))?;
-        let mut p = 0;
-        for &i in chunk {
+    // No `seq`: SQLite gives each row the largest one plus one, which lets
+    // it append without looking for a conflicting key first.
+    insert_rows(
+        tx,
+        "INSERT INTO event (id, hcp_num, type, channel, occurred_at, received_at, attributes, batch_id) VALUES ",
+        "(?,?,?,?,?,?,?,?)",
+        "",
+        stored,
+        |s, p, &i| {
             let e = &events[i];
-            stmt.raw_bind_parameter(p + 1, &e.id)?;
-            stmt.raw_bind_parameter(p + 2, hcp_nums[i])?;
-            stmt.raw_bind_parameter(p + 3, e.event_type.as_str())?;
-            stmt.raw_bind_parameter(p + 4, e.channel.as_str())?;
-            stmt.raw_bind_parameter(p + 5, e.occurred_at)?;
-            stmt.raw_bind_parameter(p + 6, received_at)?;
-            stmt.raw_bind_parameter(p + 7, &attributes[i])?;
-            stmt.raw_bind_parameter(p + 8, batch_id)?;
-            p += 8;
-        }
-        stmt.raw_execute()?;
-        seq += chunk.len() as i64;
-    }
-    // INVARIANT: the rows got `after + 1 ..= seq`, the numbers the hot tier
-    // records (the log is append-only, so the largest `seq` only grows).
-    if tx.last_insert_rowid() != seq && !stored.is_empty() {
+            s.raw_bind_parameter(p + 1, &e.id)?;
+            s.raw_bind_parameter(p + 2, hcp_nums[i])?;
+            s.raw_bind_parameter(p + 3, e.event_type.as_str())?;
+            s.raw_bind_parameter(p + 4, e.channel.as_str())?;
+            s.raw_bind_parameter(p + 5, e.occurred_at)?;
+            s.raw_bind_parameter(p + 6, received_at)?;
+            s.raw_bind_parameter(p + 7, &attributes[i])?;
+            s.raw_bind_parameter(p + 8, batch_id)
+        },
+    )?;
+    // INVARIANT: the rows got `after + 1 ..= after + n`, the numbers the
+    // hot tier records (the log is append-only: its largest `seq` only
+    // grows, and this transaction holds the write lock).
+    let n = i64::try_from(stored.len()).unwrap_or(i64::MAX);
+    if !stored.is_empty() && tx.last_insert_rowid() != after + n {
         return Err(rusqlite::Error::StatementChangedRows(0));
     }
     Ok(())
 }
 
-/// Merges feature deltas into the stored rows: one read and one write per
-/// (HCP, channel), one upsert per (HCP, content version), in key order.
-fn write_features(tx: &Connection, features: &Features<'_>) -> rusqlite::Result<()> {
-    let mut read = tx.prepare_cached(
-        "SELECT last_touch_at, sends, opens, clicks, attended, ring_day, ring
-         FROM feature_channel WHERE hcp_num = ?1 AND channel = ?2",
-    )?;
-    let mut write = tx.prepare_cached(
+/// Merges feature deltas into the stored rows, in key order: the rows of
+/// the (HCP, channel) pairs touched, by one index lookup each or, when a
+/// fold touches a good part of the table, by one scan of it; then one
+/// upsert per pair and one per (HCP, content version).
+fn write_features(tx: &Connection, plan: &FoldPlan<'_>) -> rusqlite::Result<()> {
+    const COLUMNS: &str = "last_touch_at, sends, opens, clicks, attended, ring_day, ring";
+    let mut rows: Vec<ChannelRow> = Vec::with_capacity(plan.channels.len());
+    let hcps: i64 = tx.query_row("SELECT coalesce(max(num), 0) FROM hcp", [], |r| r.get(0))?;
+    if plan.channels.len() as i64 * 2 >= hcps {
+        // A merge of two lists in the same order.
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT hcp_num, channel, {COLUMNS} FROM feature_channel ORDER BY hcp_num, channel"
+        ))?;
+        let mut stored = stmt.query([])?;
+        let mut current = stored.next()?;
+        for &((n, ch), _) in &plan.channels {
+            let mut found = None;
+            while let Some(r) = current {
+                let key: (i64, &str) = (r.get(0)?, r.get_ref(1)?.as_str()?);
+                if key < (n, ch) {
+                    current = stored.next()?;
+                    continue;
+                }
+                if key == (n, ch) {
+                    found = Some(channel_row_at(r, 2)?);
+                }
+                break;
+            }
+            rows.push(found.unwrap_or_default());
+        }
+    } else {
+        let mut read = tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM feature_channel WHERE hcp_num = ?1 AND channel = ?2"
+        ))?;
+        for &((n, ch), _) in &plan.channels {
+            rows.push(
+                read.query_row(params![n, ch], |r| channel_row_at(r, 0))
+                    .optional()?
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    for (row, (_, d)) in rows.iter_mut().zip(&plan.channels) {
+        row.apply(d);
+    }
+    let items: Vec<_> = plan.channels.iter().map(|(k, _)| k).zip(&rows).collect();
+    insert_rows(
+        tx,
         "INSERT INTO feature_channel
              (hcp_num, channel, last_touch_at, sends, opens, clicks, attended, ring_day, ring)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (hcp_num, channel) DO UPDATE SET
+         VALUES ",
+        "(?,?,?,?,?,?,?,?,?)",
+        " ON CONFLICT (hcp_num, channel) DO UPDATE SET
              last_touch_at = excluded.last_touch_at, sends = excluded.sends,
              opens = excluded.opens, clicks = excluded.clicks, attended = excluded.attended,
              ring_day = excluded.ring_day, ring = excluded.ring",
+        &items,
+        |s, p, &(&(n, ch), row)| {
+            let (ring_day, blob) = row.ring.to_parts();
+            s.raw_bind_parameter(p + 1, n)?;
+            s.raw_bind_parameter(p + 2, ch)?;
+            s.raw_bind_parameter(p + 3, row.last_touch_at)?;
+            s.raw_bind_parameter(p + 4, row.sends)?;
+            s.raw_bind_parameter(p + 5, row.opens)?;
+            s.raw_bind_parameter(p + 6, row.clicks)?;
+            s.raw_bind_parameter(p + 7, row.attended)?;
+            s.raw_bind_parameter(p + 8, ring_day)?;
+            s.raw_bind_parameter(p + 9, blob)
+        },
     )?;
-    for (&(hcp, ch), d) in &features.channels {
-        let mut row = read
-            .query_row(params![hcp, ch], channel_row)
-            .optional()?
-            .unwrap_or_default();
-        row.apply(d);
-        let (ring_day, blob) = row.ring.to_parts();
-        write.execute(params![
-            hcp,
-            ch,
-            row.last_touch_at,
-            row.sends,
-            row.opens,
-            row.clicks,
-            row.attended,
-            ring_day,
-            blob
-        ])?;
-    }
-    let mut seen = tx.prepare_cached(
-        "INSERT INTO content_seen (hcp_num, content_version, first_seen_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (hcp_num, content_version) DO UPDATE
+    insert_rows(
+        tx,
+        "INSERT INTO content_seen (hcp_num, content_version, first_seen_at) VALUES ",
+        "(?,?,?)",
+        " ON CONFLICT (hcp_num, content_version) DO UPDATE
              SET first_seen_at = min(first_seen_at, excluded.first_seen_at)",
-    )?;
-    for (&(hcp, version), at) in &features.seen {
-        seen.execute(params![hcp, version, at])?;
-    }
-    Ok(())
+        &plan.seen,
+        |s, p, &((n, version), at)| {
+            s.raw_bind_parameter(p + 1, n)?;
+            s.raw_bind_parameter(p + 2, version)?;
+            s.raw_bind_parameter(p + 3, at)
+        },
+    )
 }
 
 /// A `feature_channel` row from `last_touch_at, sends, opens, clicks,
-/// attended, ring_day, ring`.
-fn channel_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChannelRow> {
+/// attended, ring_day, ring` starting at column `at`.
+fn channel_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ChannelRow> {
     Ok(ChannelRow {
-        last_touch_at: r.get(0)?,
-        sends: r.get(1)?,
-        opens: r.get(2)?,
-        clicks: r.get(3)?,
-        attended: r.get(4)?,
-        ring: DayRing::from_parts(r.get(5)?, &r.get::<_, Vec<u8>>(6)?),
+        last_touch_at: r.get(at)?,
+        sends: r.get(at + 1)?,
+        opens: r.get(at + 2)?,
+        clicks: r.get(at + 3)?,
+        attended: r.get(at + 4)?,
+        ring: DayRing::from_parts(r.get(at + 5)?, r.get_ref(at + 6)?.as_blob()?),
     })
 }
 
@@ -322,7 +383,7 @@ impl EventStore for SqliteStore {
         if self.hot().len() >= FOLD_BACKLOG * self.fold_events {
             // Folding failed after the last batches; refuse this one (it
             // changed nothing) unless folding works now.
-            fold(&mut conn, self.hot_lock())?;
+            fold(&mut conn, self.hot_lock(), None)?;
         }
         let (report, fresh) = transact(&mut conn, OP, |tx, audit| {
             let m = hot::marks(tx).during(OP)?;
@@ -373,12 +434,12 @@ impl EventStore for SqliteStore {
             pr.lap(4);
             // The filter says "maybe" for about 1% of new ids, and for
             // replays: only those are looked up.
-            let mut folded = tx
-                .prepare_cached("SELECT 1 FROM event_id WHERE id = ?1")
-                .during(OP)?;
-            for i in maybe_folded {
-                if folded.exists([&events[i].id]).during(OP)? {
-                    new[i] = false;
+            if !maybe_folded.is_empty() {
+                let runs = runs::runs(tx).during(OP)?;
+                for i in maybe_folded {
+                    if runs::contains_id(tx, &runs, &events[i].id).during(OP)? {
+                        new[i] = false;
+                    }
                 }
             }
             pr.lap(5);
@@ -448,7 +509,7 @@ impl EventStore for SqliteStore {
             // The batch is stored whatever happens here; a failed fold is
             // retried after the next batch (and refuses batches once the
             // backlog is too long, see above).
-            let _ = fold(&mut conn, self.hot_lock());
+            let _ = fold(&mut conn, self.hot_lock(), None);
             self.committed();
             pr.lap(10);
         }
@@ -470,21 +531,15 @@ impl EventStore for SqliteStore {
                     r.get::<_, String>(5)?,
                 ))
             };
-            let mut rows = Vec::new();
-            let mut folded = c
-                .prepare_cached(
-                    "SELECT e.id, e.type, e.channel, e.occurred_at, e.received_at, e.attributes
-                     FROM event_hcp h JOIN event e ON e.seq = h.seq WHERE h.hcp_num = ?1",
-                )
-                .during(OP)?;
-            for (&n, member) in members.iter().zip(&ids) {
-                for r in folded.query_map([n], row).during(OP)? {
-                    rows.push((member, r.during(OP)?));
+            // The folded part from the runs, the hot part from the tier and
+            // the log for the ranges it does not cover.
+            let runs = runs::runs(c).during(OP)?;
+            let mut hot: Vec<(i64, i64)> = view.events.iter().map(|(n, e)| (*n, e.seq)).collect();
+            for &n in &members {
+                for seq in runs::seqs_of(c, &runs, n).during(OP)? {
+                    hot.push((n, seq));
                 }
             }
-            // The hot part: the tier's events, and the log for the ranges
-            // it does not cover.
-            let mut hot: Vec<(i64, i64)> = view.events.iter().map(|(n, e)| (*n, e.seq)).collect();
             let mut scan = c
                 .prepare_cached("SELECT seq, hcp_num FROM event WHERE seq > ?1 AND seq <= ?2")
                 .during(OP)?;
@@ -505,6 +560,7 @@ impl EventStore for SqliteStore {
                      FROM event WHERE seq = ?1",
                 )
                 .during(OP)?;
+            let mut rows = Vec::with_capacity(hot.len());
             for (n, seq) in hot {
                 let Some(member) = members.iter().position(|&m| m == n).map(|i| &ids[i]) else {
                     continue;
@@ -535,10 +591,10 @@ impl EventStore for SqliteStore {
     fn event_count(&self) -> StoreResult<u64> {
         const OP: &str = "count events";
         self.read(OP, |c| {
-            // Folded events have one `event_hcp` row each (its narrowest
-            // table); the others are the log's tail.
+            // The runs count the folded events; the others are the log's
+            // tail.
             c.query_row(
-                "SELECT (SELECT count(*) FROM event_hcp)
+                "SELECT (SELECT coalesce(sum(events), 0) FROM event_run)
                       + (SELECT count(*) FROM event WHERE seq > (SELECT folded_seq FROM event_fold))",
                 [],
                 |r| r.get::<_, i64>(0),
@@ -595,7 +651,7 @@ fn read_features(
         let mut rows: BTreeMap<String, ChannelRow> = BTreeMap::new();
         let mut stored = stmt.query([num]).during(OP)?;
         while let Some(r) = stored.next().during(OP)? {
-            rows.insert(r.get(7).during(OP)?, channel_row(r).during(OP)?);
+            rows.insert(r.get(7).during(OP)?, channel_row_at(r, 0).during(OP)?);
         }
         for (&(_, ch), d) in delta.channels.range((num, "")..).take_while(|((n, _), _)| *n == num) {
             rows.entry(ch.to_owned()).or_default().apply(d);

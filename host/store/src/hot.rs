@@ -124,10 +124,12 @@ impl Hot {
         if self.filter_mark == 0 {
             let capacity = usize::try_from(m.folded).unwrap_or(0);
             self.filter = IdFilter::with_capacity(capacity + capacity / 2);
-            let mut stmt = c.prepare("SELECT id FROM event_id")?;
+            let mut stmt = c.prepare("SELECT chunk FROM event_id_run")?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                self.filter.insert(r.get_ref(0)?.as_str()?);
+                for id in crate::runs::chunk_ids(r.get_ref(0)?.as_blob()?)? {
+                    self.filter.insert(id);
+                }
             }
         } else {
             let mut stmt = c.prepare_cached("SELECT id FROM event WHERE seq > ?1 AND seq <= ?2")?;
@@ -178,23 +180,38 @@ impl Hot {
         self.valid = false;
     }
 
-    /// Rebuilds the tier from the log of the current transaction.
-    pub(crate) fn reload(&mut self, c: &Connection, m: Marks) -> Result<(), LogError> {
+    /// Rebuilds the tier from the log of the current transaction: the
+    /// events with `seq` in `(m.folded, upto]` (`upto` at most `m.last`).
+    pub(crate) fn reload(&mut self, c: &Connection, m: Marks, upto: i64) -> Result<(), LogError> {
+        let upto = upto.min(m.last);
         self.valid = false;
         self.ids = HashMap::new();
         self.by_hcp = HashMap::new();
         self.folded = m.folded;
         self.last = m.folded;
-        for row in scan_log(c, m.folded, m.last)? {
-            self.last = self.last.max(row.event.seq);
+        for row in scan_log(c, m.folded, upto)? {
+            if row.event.seq != self.last + 1 {
+                return Err(LogError::Corrupt("event log has gaps"));
+            }
+            self.last = row.event.seq;
             self.ids.insert(row.id, row.event.seq);
             self.by_hcp.entry(row.hcp_num).or_default().push(row.event);
         }
-        if self.last != m.last {
+        if self.last != upto {
             return Err(LogError::Corrupt("event log has gaps"));
         }
         self.valid = true;
         Ok(())
+    }
+
+    /// The newest `seq` held (the fold mark when empty).
+    pub(crate) fn last(&self) -> i64 {
+        self.last
+    }
+
+    /// The fold mark this tier starts after.
+    pub(crate) fn folded(&self) -> i64 {
+        self.folded
     }
 
     /// The events of `members` in the hot part of a snapshot with watermarks
@@ -229,20 +246,49 @@ impl Hot {
     pub(crate) fn fold_plan(&self) -> FoldPlan<'_> {
         let mut ids: Vec<(&str, i64)> = self.ids.iter().map(|(k, &v)| (&**k, v)).collect();
         ids.sort_unstable();
-        let mut by_hcp: Vec<(i64, i64)> = Vec::with_capacity(ids.len());
-        let mut features = Features::default();
-        for (&n, events) in &self.by_hcp {
-            for e in events {
-                by_hcp.push((n, e.seq));
-                features.add(n, e);
-            }
-        }
-        by_hcp.sort_unstable();
-        FoldPlan {
+        let mut hcps: Vec<(i64, &[HotEvent])> =
+            self.by_hcp.iter().map(|(&n, e)| (n, e.as_slice())).collect();
+        hcps.sort_unstable_by_key(|&(n, _)| n);
+        let mut plan = FoldPlan {
             ids,
-            by_hcp,
-            features,
+            by_hcp: Vec::with_capacity(self.ids.len()),
+            channels: Vec::with_capacity(hcps.len() * 2),
+            seen: Vec::new(),
+        };
+        // Per HCP (in key order), its channels and content versions, each
+        // sorted: the lists come out in table key order without a map.
+        for (n, events) in hcps {
+            let channels_from = plan.channels.len();
+            let seen_from = plan.seen.len();
+            for e in events {
+                // The hot tier appends in `seq` order.
+                plan.by_hcp.push((n, e.seq));
+                let ch = e.channel.as_str();
+                let i = match plan.channels[channels_from..]
+                    .iter()
+                    .position(|((_, c), _)| *c == ch)
+                {
+                    Some(i) => channels_from + i,
+                    None => {
+                        plan.channels.push(((n, ch), ChannelDelta::default()));
+                        plan.channels.len() - 1
+                    }
+                };
+                plan.channels[i].1.add(e);
+                if let Some(version) = e.content.as_deref() {
+                    match plan.seen[seen_from..]
+                        .iter_mut()
+                        .find(|((_, v), _)| *v == version)
+                    {
+                        Some((_, first)) => *first = (*first).min(e.occurred_at),
+                        None => plan.seen.push(((n, version), e.occurred_at)),
+                    }
+                }
+            }
+            plan.channels[channels_from..].sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            plan.seen[seen_from..].sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
+        plan
     }
 }
 
@@ -266,17 +312,26 @@ pub(crate) struct ChannelDelta {
     pub(crate) attended: i64,
 }
 
+impl ChannelDelta {
+    /// Counts one event of this HCP and channel.
+    fn add(&mut self, e: &HotEvent) {
+        let fx = e.event_type.effect();
+        self.sends += i64::from(fx.send);
+        self.opens += i64::from(fx.open);
+        self.clicks += i64::from(fx.click);
+        self.attended += i64::from(fx.attend);
+        if fx.touch {
+            self.touches.push(e.occurred_at);
+        }
+    }
+}
+
 impl<'a> Features<'a> {
     pub(crate) fn add(&mut self, hcp: i64, e: &'a HotEvent) {
-        let fx = e.event_type.effect();
-        let d = self.channels.entry((hcp, e.channel.as_str())).or_default();
-        d.sends += i64::from(fx.send);
-        d.opens += i64::from(fx.open);
-        d.clicks += i64::from(fx.click);
-        d.attended += i64::from(fx.attend);
-        if fx.touch {
-            d.touches.push(e.occurred_at);
-        }
+        self.channels
+            .entry((hcp, e.channel.as_str()))
+            .or_default()
+            .add(e);
         if let Some(version) = e.content.as_deref() {
             let first = self.seen.entry((hcp, version)).or_insert(e.occurred_at);
             *first = (*first).min(e.occurred_at);
@@ -314,9 +369,14 @@ impl ChannelRow {
 /// Rows for the folded tables, each list sorted by its table's key.
 #[derive(Debug)]
 pub(crate) struct FoldPlan<'a> {
+    /// `event_id`: (id, seq).
     pub(crate) ids: Vec<(&'a str, i64)>,
+    /// `event_hcp`: (HCP key, seq).
     pub(crate) by_hcp: Vec<(i64, i64)>,
-    pub(crate) features: Features<'a>,
+    /// `feature_channel`: (HCP key, channel) and the change to the row.
+    pub(crate) channels: Vec<((i64, &'static str), ChannelDelta)>,
+    /// `content_seen`: (HCP key, content version) and the first time seen.
+    pub(crate) seen: Vec<((i64, &'a str), UnixMillis)>,
 }
 
 /// Why the log could not be read back.

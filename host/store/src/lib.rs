@@ -47,6 +47,7 @@ mod identity;
 mod journey;
 mod ledger;
 mod migrate;
+mod runs;
 mod window;
 
 pub use db::{OpenError, SqliteStore, StoreOptions};
