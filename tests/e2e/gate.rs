@@ -33,7 +33,12 @@ fn cli(data: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String)
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
@@ -71,26 +76,60 @@ fn version(text: &str) -> String {
 fn seed(data: &Path) -> (String, String) {
     let hcp = json!({"id": "npi-1", "name": "Ada Li", "market": "US",
         "time_zone": "America/New_York", "contact": {"email": EMAIL}});
-    ok(data, &["hcp", "import", "-", "--actor", "import"], Some(&hcp.to_string()));
+    ok(
+        data,
+        &["hcp", "import", "-", "--actor", "import"],
+        Some(&hcp.to_string()),
+    );
     let consent = json!({"hcp": "npi-1", "channel": "email", "purpose": "promotional",
         "market": "US", "status": "opt-in", "source": "web-form",
         "recorded_at": AFTERNOON - 86_400_000, "recorded_by": "web"});
-    ok(data, &["consent", "record", "-", "--actor", "web"], Some(&consent.to_string()));
+    ok(
+        data,
+        &["consent", "record", "-", "--actor", "web"],
+        Some(&consent.to_string()),
+    );
     let dir = tempfile::tempdir().unwrap();
     let put = |item: &str, text: &str| {
         let f = dir.path().join(format!("{item}.json"));
         std::fs::write(&f, version(text)).unwrap();
         let out = ok(
             data,
-            &["content", "put", item, f.to_str().unwrap(), "--actor", "author", "--format", "json"],
+            &[
+                "content",
+                "put",
+                item,
+                f.to_str().unwrap(),
+                "--actor",
+                "author",
+                "--format",
+                "json",
+            ],
             None,
         );
         out["hash"].as_str().unwrap().to_owned()
     };
-    let approved = put("cz-dose", "The recommended starting dose is 80 mg once daily.");
-    ok(data, &["content", "submit", &approved, "--actor", "author"], None);
-    for (who, role) in [("dr-med", "medical"), ("lawyer", "legal"), ("reg", "regulatory")] {
-        ok(data, &["content", "sign-off", &approved, "--role", role, "--actor", who], None);
+    let approved = put(
+        "cz-dose",
+        "The recommended starting dose is 80 mg once daily.",
+    );
+    ok(
+        data,
+        &["content", "submit", &approved, "--actor", "author"],
+        None,
+    );
+    for (who, role) in [
+        ("dr-med", "medical"),
+        ("lawyer", "legal"),
+        ("reg", "regulatory"),
+    ] {
+        ok(
+            data,
+            &[
+                "content", "sign-off", &approved, "--role", role, "--actor", who,
+            ],
+            None,
+        );
     }
     let draft = put("cz-draft", "Cardiozen cures hypertension.");
     (approved, draft)
@@ -117,7 +156,12 @@ fn gate_check_and_decisions_from_the_command_line() {
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["verdict"], "allow");
-    assert!(v["message"]["text"].as_str().unwrap().starts_with("Dr. Ada Li,"));
+    assert!(
+        v["message"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Dr. Ada Li,")
+    );
     assert!(!out.contains(EMAIL));
 
     let (code, out, _) = cli(
@@ -133,21 +177,49 @@ fn gate_check_and_decisions_from_the_command_line() {
     let (code, _, err) = cli(
         &data,
         &["gate", "check", "-", "--actor", "mkt"],
-        Some(r#"{"hcp": "npi-1", "version": "abc", "channel": "pigeon", "purpose": "promotional"}"#),
+        Some(
+            r#"{"hcp": "npi-1", "version": "abc", "channel": "pigeon", "purpose": "promotional"}"#,
+        ),
     );
     assert_eq!(code, 2);
     assert!(err.contains("channel") && err.contains("pigeon"), "{err}");
 
-    let list = ok(&data, &["decisions", "list", "--verdict", "block", "--format", "json"], None);
+    let list = ok(
+        &data,
+        &[
+            "decisions",
+            "list",
+            "--verdict",
+            "block",
+            "--format",
+            "json",
+        ],
+        None,
+    );
     let ds = list["decisions"].as_array().unwrap();
     assert_eq!(ds.len(), 1);
     assert_eq!(ds[0]["dispatch"], "d-2");
     let id = ds[0]["id"].as_str().unwrap();
-    let by_rule = ok(&data, &["decisions", "list", "--rule", "absolute-cure", "--format", "json"], None);
+    let by_rule = ok(
+        &data,
+        &[
+            "decisions",
+            "list",
+            "--rule",
+            "absolute-cure",
+            "--format",
+            "json",
+        ],
+        None,
+    );
     assert_eq!(by_rule["decisions"][0]["id"], id);
     let one = ok(&data, &["decisions", "show", id, "--format", "json"], None);
     assert_eq!(one["verdict"], "block");
-    let all = ok(&data, &["decisions", "list", "--campaign", "bp", "--format", "json"], None);
+    let all = ok(
+        &data,
+        &["decisions", "list", "--campaign", "bp", "--format", "json"],
+        None,
+    );
     assert_eq!(all["decisions"].as_array().unwrap().len(), 2);
     let (code, _, err) = cli(&data, &["decisions", "list", "--verdict", "maybe"], None);
     assert_eq!(code, 2);

@@ -484,7 +484,11 @@ async fn audit_verify(State(s): Svc) -> Result<Response, ApiError> {
     Ok(ok(StatusCode::OK, out))
 }
 
-async fn gate_check(State(s): Svc, Actor(actor): Actor, bytes: Bytes) -> Result<Response, ApiError> {
+async fn gate_check(
+    State(s): Svc,
+    Actor(actor): Actor,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let Body(map) = Body::parse(&bytes)?;
     let at = omnigate_service::Location::Document {
         name: "request body".into(),
@@ -516,7 +520,10 @@ async fn list_decisions(
             "before" => query.before = Some(v),
             "limit" => {
                 query.limit = Some(v.parse().map_err(|_| {
-                    bad("limit", "query parameter `limit` must be a whole number".into())
+                    bad(
+                        "limit",
+                        "query parameter `limit` must be a whole number".into(),
+                    )
                 })?);
             }
             other => {

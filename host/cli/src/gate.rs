@@ -129,9 +129,8 @@ pub fn gate(args: GateArgs) -> ExitCode {
                     name: input.name.clone(),
                     path: "$".into(),
                 };
-                let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                    Failure::Usage(format!("`{}` is not JSON: {e}", input.name))
-                })?;
+                let value: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| Failure::Usage(format!("`{}` is not JSON: {e}", input.name)))?;
                 let req = check_input(value, &at)?;
                 let service = c.service(false, policy)?;
                 let out = service.check(&actor, &req)?;

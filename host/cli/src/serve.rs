@@ -74,8 +74,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
     }
 
+    // INVARIANT: an adapter's HTTP request leaves only for a dispatch the
+    // gate cleared, carrying only the texts it screened.
+    let clearance = omnigate_gate::egress::Clearance::new();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(args.data_dir.join("cache")),
+        egress: Arc::new(omnigate_engine::GateInspector(clearance)),
         ..RuntimeConfig::default()
     })
     .context("cannot start the plugin runtime")?;

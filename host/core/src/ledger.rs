@@ -12,12 +12,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Channel;
 use crate::consent::{ConsentId, Purpose};
 use crate::content::VersionHash;
 use crate::event::UnixMillis;
 use crate::hcp::HcpId;
 use crate::store::StoreResult;
-use crate::Channel;
 
 /// The gate's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

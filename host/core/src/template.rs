@@ -279,7 +279,13 @@ pub fn first_difference(expected: &str, actual: &str) -> Option<Difference> {
         }
         at = i + a.len_utf8();
     }
-    let excerpt = |s: &str| s.get(at..).unwrap_or("").chars().take(40).collect::<String>();
+    let excerpt = |s: &str| {
+        s.get(at..)
+            .unwrap_or("")
+            .chars()
+            .take(40)
+            .collect::<String>()
+    };
     Some(Difference {
         at,
         expected: excerpt(expected),
@@ -334,11 +340,23 @@ mod tests {
 
     #[test]
     fn checks_value_shapes() {
-        assert!(PersonalField::UnsubscribeUrl.check_value("https://x.example/u/1").is_ok());
-        assert!(PersonalField::UnsubscribeUrl.check_value("javascript:alert(1)").is_err());
+        assert!(
+            PersonalField::UnsubscribeUrl
+                .check_value("https://x.example/u/1")
+                .is_ok()
+        );
+        assert!(
+            PersonalField::UnsubscribeUrl
+                .check_value("javascript:alert(1)")
+                .is_err()
+        );
         assert!(PersonalField::EventDate.check_value("2026-05-14").is_ok());
         assert!(PersonalField::EventDate.check_value("tomorrow").is_err());
-        assert!(PersonalField::Salutation.check_value("Dr.\nCures all").is_err());
+        assert!(
+            PersonalField::Salutation
+                .check_value("Dr.\nCures all")
+                .is_err()
+        );
         assert!(PersonalField::RepName.check_value("<b>x</b>").is_err());
         assert!(PersonalField::Name.check_value(&"x".repeat(201)).is_err());
     }

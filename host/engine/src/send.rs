@@ -23,7 +23,7 @@ use omnigate_core::hcp::HcpProfile;
 use omnigate_core::ledger::{DecisionRecord, DispatchState};
 use omnigate_core::store::StoreError;
 use omnigate_core::{HcpSnapshot, Store};
-use omnigate_gate::egress::{Cleared, Clearance};
+use omnigate_gate::egress::{Clearance, Cleared};
 use omnigate_gate::{DispatchRequest, Gate, Rendered};
 use omnigate_runtime::types::{Link, MessageParts, PluginError};
 use omnigate_runtime::{CallError, Outgoing, Plugin};
@@ -159,7 +159,12 @@ fn snapshot_values(s: &HcpSnapshot) -> Vec<String> {
 impl Sender {
     /// A sender over a gate, its store, and the clearance the runtime's
     /// egress hook checks (see [`crate::GateInspector`]).
-    pub fn new(gate: Gate, store: Arc<dyn Store>, clearance: Arc<Clearance>, actor: &str) -> Sender {
+    pub fn new(
+        gate: Gate,
+        store: Arc<dyn Store>,
+        clearance: Arc<Clearance>,
+        actor: &str,
+    ) -> Sender {
         Sender {
             gate,
             store,
@@ -207,7 +212,9 @@ impl Sender {
         }
         // INVARIANT: every decision and every allowed dispatch is durable
         // before the adapter sees anything.
-        let report = self.store.record_decisions(&self.actor, &records, &ledger)?;
+        let report = self
+            .store
+            .record_decisions(&self.actor, &records, &ledger)?;
         if !report.existing_keys.is_empty() {
             // Another sender entered the same keys meanwhile: leave them to it.
             allowed.retain(|(i, ..)| !report.existing_keys.contains(&items[*i].idempotency_key));
@@ -264,8 +271,11 @@ impl Sender {
             );
             self.clearance.clear(cleared);
             let result = adapter.deliver(outgoing);
-            self.clearance
-                .release(allowed.iter().map(|(i, ..)| items[*i].request.dispatch_id.as_str()));
+            self.clearance.release(
+                allowed
+                    .iter()
+                    .map(|(i, ..)| items[*i].request.dispatch_id.as_str()),
+            );
             self.settle(items, &allowed, result, &mut out)?;
         }
         Ok(out
@@ -283,7 +293,10 @@ impl Sender {
         &self,
         items: &[Item],
         allowed: &[(usize, Rendered, HcpProfile, String)],
-        result: Result<Vec<Result<omnigate_runtime::types::DeliveryReceipt, PluginError>>, CallError>,
+        result: Result<
+            Vec<Result<omnigate_runtime::types::DeliveryReceipt, PluginError>>,
+            CallError,
+        >,
         out: &mut [Option<Sent>],
     ) -> Result<(), StoreError> {
         match result {
@@ -317,8 +330,12 @@ impl Sender {
                         }
                         Err(e) => {
                             let (reason, retryable) = match e {
-                                PluginError::AccessDenied(m) => (format!("access denied: {m}"), false),
-                                PluginError::InvalidInput(m) => (format!("invalid input: {m}"), false),
+                                PluginError::AccessDenied(m) => {
+                                    (format!("access denied: {m}"), false)
+                                }
+                                PluginError::InvalidInput(m) => {
+                                    (format!("invalid input: {m}"), false)
+                                }
                                 PluginError::Upstream(u) => (u.message, u.retryable),
                             };
                             let to = if retryable {

@@ -1,7 +1,12 @@
 //! Gate -> ledger -> the real e-mail adapter -> a loopback provider, with
 //! the egress hook holding the adapter to what the gate screened.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -99,7 +104,10 @@ fn world() -> World {
     let body = |text: &str| ContentBody {
         parts: BTreeMap::from([
             ("subject".into(), "New blood pressure data".into()),
-            ("text".into(), format!("{{{{salutation}}}} {{{{name}}}},\n\n{text}")),
+            (
+                "text".into(),
+                format!("{{{{salutation}}}} {{{{name}}}},\n\n{text}"),
+            ),
             ("isi".into(), FOOTER.into()),
         ]),
         variants: BTreeMap::new(),
@@ -117,7 +125,11 @@ fn world() -> World {
         },
     };
     let approved = store
-        .put_version("author", "cz", &body("The recommended starting dose is 80 mg once daily."))
+        .put_version(
+            "author",
+            "cz",
+            &body("The recommended starting dose is 80 mg once daily."),
+        )
         .unwrap();
     let pre = NewPreScreen {
         policy_version: "test".into(),
@@ -231,7 +243,11 @@ fn the_egress_hook_refuses_what_the_gate_did_not_clear() {
     let sink = MailSink::start().unwrap();
     let email = adapter(&w.runtime, w.dir.path(), &sink.endpoint());
     // An adapter called directly, bypassing the gate: nothing is cleared.
-    let profile = w.store.profile(&HcpId::new("npi-0").unwrap()).unwrap().unwrap();
+    let profile = w
+        .store
+        .profile(&HcpId::new("npi-0").unwrap())
+        .unwrap()
+        .unwrap();
     let gate_free = Outgoing {
         dispatch_id: "rogue-1".into(),
         idempotency_key: "rogue-1".into(),
@@ -259,7 +275,11 @@ fn the_egress_hook_refuses_what_the_gate_did_not_clear() {
         dispatch_id: "rogue-1".into(),
         idempotency_key: "rogue-1".into(),
         texts: rendered.texts().map(str::to_owned).collect(),
-        values: vec!["npi-0".into(), "Ada Li 0".into(), "ada0@hospital.example".into()],
+        values: vec![
+            "npi-0".into(),
+            "Ada Li 0".into(),
+            "ada0@hospital.example".into(),
+        ],
     }]);
     let mut tampered = gate_free;
     tampered.parts = message_parts(&rendered);

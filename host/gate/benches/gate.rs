@@ -8,7 +8,13 @@
 //! and prints percentiles. For comparison it also times screening alone on
 //! the same rendered message, so the cost of the store reads shows.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, reason = "bench")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "bench"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,7 +34,10 @@ const AFTERNOON: i64 = 1_795_550_400_000;
 const DAY: i64 = 86_400_000;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn pct(sorted: &[u128], p: f64) -> f64 {
@@ -52,15 +61,25 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // useful either: run a tiny round then so the bench stays compiled.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let hcps = if quick { 50 } else { env("OMNIGATE_BENCH_HCPS", 10_000) };
-    let decisions = if quick { 50 } else { env("OMNIGATE_BENCH_DECISIONS", 20_000) };
+    let hcps = if quick {
+        50
+    } else {
+        env("OMNIGATE_BENCH_HCPS", 10_000)
+    };
+    let decisions = if quick {
+        50
+    } else {
+        env("OMNIGATE_BENCH_DECISIONS", 20_000)
+    };
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(StoreOptions::new(dir.path().join("data"))).unwrap());
     let policy_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     let policy = Arc::new(PolicyHandle::new(load_dir(&policy_dir).unwrap()));
 
     let t = Instant::now();
-    let ids: Vec<HcpId> = (0..hcps).map(|i| HcpId::new(format!("npi-{i:010}")).unwrap()).collect();
+    let ids: Vec<HcpId> = (0..hcps)
+        .map(|i| HcpId::new(format!("npi-{i:010}")).unwrap())
+        .collect();
     for chunk in ids.chunks(5_000) {
         let profiles: Vec<HcpProfile> = chunk
             .iter()
@@ -95,7 +114,10 @@ fn main() {
     );
     let body = ContentBody {
         parts: BTreeMap::from([
-            ("subject".into(), "New blood pressure data for Cardiozen".into()),
+            (
+                "subject".into(),
+                "New blood pressure data for Cardiozen".into(),
+            ),
             ("preheader".into(), "Week-8 results from ZEN-1".into()),
             ("text".into(), text),
         ]),
@@ -114,9 +136,16 @@ fn main() {
         },
     };
     let version = store.put_version("author", "cz-bp", &body).unwrap();
-    let pre = NewPreScreen { policy_version: "bench".into(), report: serde_json::json!({}) };
+    let pre = NewPreScreen {
+        policy_version: "bench".into(),
+        report: serde_json::json!({}),
+    };
     store.submit_for_review("author", &version, &pre).unwrap();
-    for (who, role) in [("m", ReviewRole::Medical), ("l", ReviewRole::Legal), ("r", ReviewRole::Regulatory)] {
+    for (who, role) in [
+        ("m", ReviewRole::Medical),
+        ("l", ReviewRole::Legal),
+        ("r", ReviewRole::Regulatory),
+    ] {
         store.sign_off(who, &version, role).unwrap();
     }
     let dyn_store: Arc<dyn Store> = store.clone();
@@ -145,12 +174,17 @@ fn main() {
         }
         store.record_decisions("bench", &recs, &disp).unwrap();
     }
-    println!("set-up: {hcps} HCPs with consent and one ledger entry each in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "set-up: {hcps} HCPs with consent and one ledger entry each in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // Random HCPs (a fixed LCG so runs compare).
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (x >> 33) as usize
     };
     for i in 0..200 {
@@ -225,7 +259,10 @@ fn main() {
     }
     report("screening alone (same message)", screen);
     let bytes: usize = rendered.parts.values().map(String::len).sum();
-    println!("message size: {bytes} bytes in {} parts", rendered.parts.len());
+    println!(
+        "message size: {bytes} bytes in {} parts",
+        rendered.parts.len()
+    );
 
     // Recording: decisions + ledger entries in batches of 500, durable.
     let batch = 500;

@@ -33,7 +33,13 @@ fn outcome_of(meta: &RuleMeta, ok: bool) -> Outcome {
     }
 }
 
-fn rule(meta: &RuleMeta, kind: &str, ok: bool, reason: String, evidence: serde_json::Value) -> RuleOutcome {
+fn rule(
+    meta: &RuleMeta,
+    kind: &str,
+    ok: bool,
+    reason: String,
+    evidence: serde_json::Value,
+) -> RuleOutcome {
     RuleOutcome {
         rule: meta.id.clone(),
         kind: kind.to_owned(),
@@ -110,7 +116,10 @@ pub(crate) fn consent(
         },
         reason: match &deciding {
             Some(r) if r.consent.status == ConsentStatus::OptIn => {
-                format!("the HCP opted in to {what} on {}", day(r.consent.recorded_at))
+                format!(
+                    "the HCP opted in to {what} on {}",
+                    day(r.consent.recorded_at)
+                )
             }
             Some(r) => format!(
                 "the HCP's consent to {what} is {} since {} ({})",
@@ -124,8 +133,14 @@ pub(crate) fn consent(
         evidence: deciding.as_ref().map(evidence).unwrap_or_default(),
     });
     let applying = set.consent.iter().filter(|r| {
-        r.scope.markets.as_ref().is_none_or(|m| m.iter().any(|x| x == s.market))
-            && r.scope.channels.as_ref().is_none_or(|c| c.contains(&s.channel))
+        r.scope
+            .markets
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|x| x == s.market))
+            && r.scope
+                .channels
+                .as_ref()
+                .is_none_or(|c| c.contains(&s.channel))
             && r.purposes.as_ref().is_none_or(|p| p.contains(&s.purpose))
     });
     let mut history: Option<Vec<ConsentRecord>> = None;
@@ -167,7 +182,8 @@ pub(crate) fn consent(
             ));
         }
         if r.per_product {
-            let named = rec.consent.scope.product.is_some() && rec.consent.scope.product.as_deref() == s.product;
+            let named = rec.consent.scope.product.is_some()
+                && rec.consent.scope.product.as_deref() == s.product;
             out.push(rule(
                 &r.meta,
                 "consent",
@@ -204,7 +220,13 @@ pub(crate) fn consent(
             ));
         }
         if r.requires == ConsentLevel::OptIn && !r.per_product && r.max_age.is_none() {
-            out.push(rule(&r.meta, "consent", true, "a current opt-in is on record".into(), evidence(rec)));
+            out.push(rule(
+                &r.meta,
+                "consent",
+                true,
+                "a current opt-in is on record".into(),
+                evidence(rec),
+            ));
         }
     }
     Ok((out, opted_in.cloned()))
@@ -251,10 +273,18 @@ pub(crate) fn caps(
 ) -> Vec<RuleOutcome> {
     let mut out = Vec::new();
     for cap in &set.caps {
-        if cap.markets.as_ref().is_some_and(|m| !m.iter().any(|x| x == s.market)) {
+        if cap
+            .markets
+            .as_ref()
+            .is_some_and(|m| !m.iter().any(|x| x == s.market))
+        {
             continue;
         }
-        if cap.channels.as_ref().is_some_and(|c| !c.contains(&s.channel)) {
+        if cap
+            .channels
+            .as_ref()
+            .is_some_and(|c| !c.contains(&s.channel))
+        {
             continue;
         }
         let on = |ch: Channel| cap.channels.as_ref().is_none_or(|c| c.contains(&ch));
@@ -280,15 +310,24 @@ pub(crate) fn caps(
                         .map(|c| event_touches(features, *c, *window))
                         .sum()
                 };
-                let counted = u32::try_from(from_ledger).unwrap_or(u32::MAX).saturating_add(from_events);
+                let counted = u32::try_from(from_ledger)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(from_events);
                 let ok = counted < *max;
-                let scope = if campaign_cap { "from this campaign " } else { "" };
+                let scope = if campaign_cap {
+                    "from this campaign "
+                } else {
+                    ""
+                };
                 out.push(rule(
                     &cap.meta,
                     "cap",
                     ok,
                     if ok {
-                        format!("{counted} of {max} contacts {scope}in {} used", human(*window))
+                        format!(
+                            "{counted} of {max} contacts {scope}in {} used",
+                            human(*window)
+                        )
                     } else {
                         format!(
                             "{}: already {counted} contacts {scope}in the last {} (limit {max})",
@@ -355,7 +394,9 @@ pub(crate) fn caps(
                     ));
                     continue;
                 };
-                let minute = u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0);
+                let minute =
+                    u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute()))
+                        .unwrap_or(0);
                 let quiet = if start <= end {
                     minute >= *start && minute < *end
                 } else {

@@ -94,9 +94,8 @@ fn contains_piece(text: &str, piece: &str) -> bool {
     };
     let first = piece.chars().next().is_some_and(char::is_alphanumeric);
     let last = piece.chars().next_back().is_some_and(char::is_alphanumeric);
-    text.match_indices(piece).any(|(i, _)| {
-        !(first && alnum_at(i, true)) && !(last && alnum_at(i + piece.len(), false))
-    })
+    text.match_indices(piece)
+        .any(|(i, _)| !(first && alnum_at(i, true)) && !(last && alnum_at(i + piece.len(), false)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -250,16 +249,20 @@ impl Clearance {
             }
         }
         for (name, value) in out.headers {
-            if TRANSPORT_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            if TRANSPORT_HEADERS
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
+            {
                 continue;
             }
             let v = String::from_utf8_lossy(value).into_owned();
             strings.push((format!("header `{name}`"), v));
         }
         let belongs = strings.iter().any(|(_, s)| ids.contains(&s.as_str()))
-            || out.headers.iter().any(|(_, v)| {
-                std::str::from_utf8(v).is_ok_and(|v| ids.contains(&v))
-            });
+            || out
+                .headers
+                .iter()
+                .any(|(_, v)| std::str::from_utf8(v).is_ok_and(|v| ids.contains(&v)));
         if !belongs {
             return Err("the request names none of the dispatches the gate allowed".into());
         }
@@ -287,7 +290,8 @@ fn collect_json(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String
             for (k, x) in o {
                 let p = format!("{path}.{k}");
                 let key_ok = k.len() <= 64
-                    && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
                 if !key_ok {
                     out.push((format!("JSON key at `{path}`"), k.clone()));
                 }
@@ -355,7 +359,9 @@ mod tests {
         let other = vec!["d-2".to_owned()];
         assert!(c.check(&out("{}", &other)).unwrap_err().contains("d-2"));
         let ids = vec!["d-1".to_owned()];
-        let err = c.check(&out(r#"{"subject":"New data"}"#, &ids)).unwrap_err();
+        let err = c
+            .check(&out(r#"{"subject":"New data"}"#, &ids))
+            .unwrap_err();
         assert!(err.contains("names none"), "{err}");
         c.release(["d-1"]);
         let body = r#"{"idempotency_key":"camp-1:hcp-1:1"}"#;

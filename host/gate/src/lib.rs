@@ -49,6 +49,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
+use omnigate_core::Store;
 use omnigate_core::consent::ConsentRecord;
 use omnigate_core::content::{self, ContentState, ContentVersion, SignOff, VersionHash};
 use omnigate_core::event::now_millis;
@@ -57,7 +58,6 @@ use omnigate_core::ledger::{DecisionRecord, Outcome, RuleOutcome, Verdict};
 use omnigate_core::redact::redact;
 use omnigate_core::store::StoreError;
 use omnigate_core::template::{PersonalField, first_difference};
-use omnigate_core::Store;
 use omnigate_policy::{Audience, CompiledPolicy, Context, PolicyHandle, Severity};
 use serde_json::json;
 
@@ -430,7 +430,9 @@ fn integrity_and_content(
             d.block(
                 "personalization-value",
                 "personalization",
-                format!("`{f}` comes from the HCP's profile and cannot be supplied with the dispatch"),
+                format!(
+                    "`{f}` comes from the HCP's profile and cannot be supplied with the dispatch"
+                ),
                 json!({ "field": f }),
             );
         }
@@ -561,7 +563,12 @@ fn seal(req: &DispatchRequest, policy: Option<&CompiledPolicy>, mut d: Draft) ->
     let mut blocked = d.rules.iter().any(|r| r.outcome == Outcome::Block);
     if !blocked && d.rendered.is_none() {
         // Unreachable by construction; fail closed all the same.
-        d.block("gate-error", "gate", "no message was rendered".into(), json!({}));
+        d.block(
+            "gate-error",
+            "gate",
+            "no message was rendered".into(),
+            json!({}),
+        );
         blocked = true;
     }
     // Blocks first, then warnings, then passes; stable within each.
@@ -570,7 +577,11 @@ fn seal(req: &DispatchRequest, policy: Option<&CompiledPolicy>, mut d: Draft) ->
         Outcome::Warn => 1,
         Outcome::Pass => 2,
     });
-    let verdict = if blocked { Verdict::Block } else { Verdict::Allow };
+    let verdict = if blocked {
+        Verdict::Block
+    } else {
+        Verdict::Allow
+    };
     let summary = summary(&d, verdict);
     let record = DecisionRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -591,7 +602,11 @@ fn seal(req: &DispatchRequest, policy: Option<&CompiledPolicy>, mut d: Draft) ->
     };
     Decided {
         record,
-        rendered: if verdict == Verdict::Allow { d.rendered } else { None },
+        rendered: if verdict == Verdict::Allow {
+            d.rendered
+        } else {
+            None
+        },
         product: d.product,
         planned_at: req.at,
     }
@@ -605,7 +620,11 @@ fn summary(d: &Draft, verdict: Verdict) -> String {
         .collect();
     match (verdict, blocks.as_slice()) {
         (Verdict::Allow, _) => {
-            let warns = d.rules.iter().filter(|r| r.outcome == Outcome::Warn).count();
+            let warns = d
+                .rules
+                .iter()
+                .filter(|r| r.outcome == Outcome::Warn)
+                .count();
             if warns == 0 {
                 "Allowed: approved content, consent on record, within contact limits.".into()
             } else {

@@ -149,7 +149,9 @@ impl RenderProblem {
                 "part `{p}` uses `{{{{{f}}}}}`, which was not declared as a personalization field when the version was approved"
             ),
             RenderProblem::NotOnChannel(f) => {
-                format!("the policy does not allow `{f}` to be filled into messages on this channel")
+                format!(
+                    "the policy does not allow `{f}` to be filled into messages on this channel"
+                )
             }
             RenderProblem::Missing(f) => format!("no value for `{f}`"),
             RenderProblem::BadValue(f, why) => format!("the value for `{f}` {why}"),

@@ -1,12 +1,12 @@
 //! What the gate is asked, and what it answers.
 
+use omnigate_core::Channel;
 use omnigate_core::consent::Purpose;
 use omnigate_core::content::VersionHash;
 use omnigate_core::event::UnixMillis;
 use omnigate_core::hcp::HcpId;
 use omnigate_core::ledger::{DecisionRecord, NewDispatch, Verdict};
 use omnigate_core::template::Values;
-use omnigate_core::Channel;
 use serde::{Deserialize, Serialize};
 
 use crate::render::Rendered;

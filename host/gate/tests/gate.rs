@@ -1,6 +1,11 @@
 //! The gate against a real SQLite store and the shipped policy set.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -42,7 +47,10 @@ fn body(text: &str) -> ContentBody {
     ContentBody {
         parts: BTreeMap::from([
             ("subject".into(), "New blood pressure data".into()),
-            ("text".into(), format!("{{{{salutation}}}} {{{{name}}}},\n\n{text}\n\n{FOOTER}")),
+            (
+                "text".into(),
+                format!("{{{{salutation}}}} {{{{name}}}},\n\n{text}\n\n{FOOTER}"),
+            ),
         ]),
         variants: BTreeMap::new(),
         personalization_fields: BTreeSet::from(["salutation".into(), "name".into()]),
@@ -109,9 +117,17 @@ fn world() -> World {
     let approved = approve(
         &store,
         "cz-bp-email",
-        &body("At week 8, mean systolic blood pressure fell by 14.2 mmHg with Cardiozen 160 mg vs 5.1 mmHg with placebo (p<0.001) [1]."),
+        &body(
+            "At week 8, mean systolic blood pressure fell by 14.2 mmHg with Cardiozen 160 mg vs 5.1 mmHg with placebo (p<0.001) [1].",
+        ),
     );
-    opt(&store, &hcp, Channel::Email, ConsentStatus::OptIn, AFTERNOON - 30 * DAY);
+    opt(
+        &store,
+        &hcp,
+        Channel::Email,
+        ConsentStatus::OptIn,
+        AFTERNOON - 30 * DAY,
+    );
     let dyn_store: Arc<dyn Store> = store.clone();
     let gate = Gate::new(policy(), dyn_store);
     World {
@@ -168,8 +184,15 @@ fn allows_approved_consented_content_and_records_the_evidence() {
     assert_eq!(r.market, "US");
     assert!(r.consent.is_some());
     assert_eq!(r.policy_version, w.gate.policy().version());
-    assert_eq!(r.text_sha256.as_deref(), Some(d.rendered.as_ref().unwrap().sha256.as_str()));
-    let approval = r.rules.iter().find(|x| x.rule == "content-approved").unwrap();
+    assert_eq!(
+        r.text_sha256.as_deref(),
+        Some(d.rendered.as_ref().unwrap().sha256.as_str())
+    );
+    let approval = r
+        .rules
+        .iter()
+        .find(|x| x.rule == "content-approved")
+        .unwrap();
     assert_eq!(approval.evidence["sign_offs"].as_array().unwrap().len(), 3);
     let cap = r.rules.iter().find(|x| x.rule == "email-weekly").unwrap();
     assert_eq!(cap.outcome, Outcome::Pass);
@@ -189,7 +212,10 @@ fn allows_approved_consented_content_and_records_the_evidence() {
     let report = w.store.verify_audit().unwrap();
     assert!(report.is_intact());
     let entries = w.store.audit_entries(1, 1000).unwrap();
-    let decision_entry = entries.iter().find(|e| e.action == "gate.decision").unwrap();
+    let decision_entry = entries
+        .iter()
+        .find(|e| e.action == "gate.decision")
+        .unwrap();
     assert!(!decision_entry.payload.contains("hospital.example"));
     assert!(entries.iter().any(|e| e.action == "dispatch.queue"));
 }
@@ -210,10 +236,24 @@ fn a_draft_with_an_absolute_claim_is_blocked_with_every_reason() {
     assert!(rules.contains(&s("absolute-cure")), "{rules:?}");
     assert!(d.rendered.is_none());
     assert!(d.dispatch("k").is_none());
-    assert!(d.record.summary.starts_with("Blocked: content `cz-draft`"), "{}", d.record.summary);
-    let claim = d.record.rules.iter().find(|r| r.rule == "absolute-cure").unwrap();
+    assert!(
+        d.record.summary.starts_with("Blocked: content `cz-draft`"),
+        "{}",
+        d.record.summary
+    );
+    let claim = d
+        .record
+        .rules
+        .iter()
+        .find(|r| r.rule == "absolute-cure")
+        .unwrap();
     assert_eq!(claim.evidence["part"], "text");
-    assert!(claim.evidence["excerpt"].as_str().unwrap().contains("cures"));
+    assert!(
+        claim.evidence["excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("cures")
+    );
 }
 
 #[test]
@@ -221,8 +261,13 @@ fn withdrawn_expired_unknown_and_misdirected_content_is_blocked() {
     let w = world();
     // Queued dispatches of a version are cancelled when it is withdrawn.
     send(&w, &request(&w, "d-3"));
-    w.store.withdraw("reg", &w.approved, "new safety data").unwrap();
-    assert_eq!(w.store.dispatch("d-3").unwrap().unwrap().state, DispatchState::Cancelled);
+    w.store
+        .withdraw("reg", &w.approved, "new safety data")
+        .unwrap();
+    assert_eq!(
+        w.store.dispatch("d-3").unwrap().unwrap().state,
+        DispatchState::Cancelled
+    );
     let d = w.gate.decide(&request(&w, "d-4"));
     assert_eq!(blocking(&d), vec!["content-not-approved"]);
 
@@ -254,7 +299,10 @@ fn a_proposed_text_must_equal_the_approved_rendering() {
     let mut req = request(&w, "d-7");
     req.proposed = Some(parts.clone());
     assert_eq!(w.gate.decide(&req).record.verdict, Verdict::Allow);
-    parts.insert("text".into(), parts["text"].replace("[1].", "[1]. Best in class."));
+    parts.insert(
+        "text".into(),
+        parts["text"].replace("[1].", "[1]. Best in class."),
+    );
     req.proposed = Some(parts.clone());
     let d = w.gate.decide(&req);
     assert_eq!(blocking(&d), vec!["integrity"]);
@@ -270,10 +318,17 @@ fn a_proposed_text_must_equal_the_approved_rendering() {
 fn personalization_is_limited_to_declared_fields_with_checked_values() {
     let w = world();
     let mut req = request(&w, "d-9");
-    req.values.insert(PersonalField::Salutation, "Dr.\nCardiozen cures".into());
-    assert_eq!(blocking(&w.gate.decide(&req)), vec!["personalization-value"]);
+    req.values
+        .insert(PersonalField::Salutation, "Dr.\nCardiozen cures".into());
+    assert_eq!(
+        blocking(&w.gate.decide(&req)),
+        vec!["personalization-value"]
+    );
     req.values.clear();
-    assert_eq!(blocking(&w.gate.decide(&req)), vec!["personalization-missing"]);
+    assert_eq!(
+        blocking(&w.gate.decide(&req)),
+        vec!["personalization-missing"]
+    );
     req.values.insert(PersonalField::Salutation, "Dr.".into());
     req.values.insert(PersonalField::Name, "Anyone".into());
     assert!(blocking(&w.gate.decide(&req)).contains(&s("personalization-value")));
@@ -285,15 +340,27 @@ fn personalization_is_limited_to_declared_fields_with_checked_values() {
     req.version = undeclared;
     req.values.insert(PersonalField::RepName, "Sam".into());
     let rules = blocking(&w.gate.decide(&req));
-    assert!(rules.contains(&s("personalization-undeclared")), "{rules:?}");
+    assert!(
+        rules.contains(&s("personalization-undeclared")),
+        "{rules:?}"
+    );
 }
 
 #[test]
 fn consent_is_required_and_an_opt_out_stops_queued_dispatches() {
     let w = world();
     send(&w, &request(&w, "d-11"));
-    opt(&w.store, &w.hcp, Channel::Email, ConsentStatus::OptOut, AFTERNOON - HOUR);
-    assert_eq!(w.store.dispatch("d-11").unwrap().unwrap().state, DispatchState::Cancelled);
+    opt(
+        &w.store,
+        &w.hcp,
+        Channel::Email,
+        ConsentStatus::OptOut,
+        AFTERNOON - HOUR,
+    );
+    assert_eq!(
+        w.store.dispatch("d-11").unwrap().unwrap().state,
+        DispatchState::Cancelled
+    );
     let d = w.gate.decide(&request(&w, "d-12"));
     assert_eq!(blocking(&d), vec!["consent-opt-in", "us-email-optin"]);
     assert!(d.record.summary.contains("opt-out"), "{}", d.record.summary);
@@ -331,7 +398,10 @@ fn caps_count_the_ledger_and_field_touches_and_block() {
     let mut first = request(&w, "d-17");
     first.at = AFTERNOON - 20 * HOUR;
     send(&w, &first);
-    assert_eq!(blocking(&w.gate.decide(&request(&w, "d-18"))), vec!["email-min-gap"]);
+    assert_eq!(
+        blocking(&w.gate.decide(&request(&w, "d-18"))),
+        vec!["email-min-gap"]
+    );
 
     // Field visits from events count towards the all-channel cap.
     let w = world();
@@ -347,7 +417,11 @@ fn caps_count_the_ledger_and_field_touches_and_block() {
         .collect();
     w.store.ingest("crm", "visits", &visits).unwrap();
     let d = w.gate.decide(&request(&w, "d-19"));
-    assert!(blocking(&d).contains(&s("all-channels-weekly")), "{:#?}", d.record.rules);
+    assert!(
+        blocking(&d).contains(&s("all-channels-weekly")),
+        "{:#?}",
+        d.record.rules
+    );
 }
 
 #[test]
@@ -405,21 +479,35 @@ fn decisions_are_listed_by_campaign_rule_and_verdict() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        by(DecisionFilter { rule: Some("quiet-hours".into()), ..Default::default() }),
+        by(DecisionFilter {
+            rule: Some("quiet-hours".into()),
+            ..Default::default()
+        }),
         vec!["d-26"]
     );
     assert_eq!(
-        by(DecisionFilter { verdict: Some(Verdict::Allow), ..Default::default() }),
+        by(DecisionFilter {
+            verdict: Some(Verdict::Allow),
+            ..Default::default()
+        }),
         vec!["d-25"]
     );
     assert_eq!(
-        by(DecisionFilter { campaign: Some("bp-launch".into()), ..Default::default() }),
+        by(DecisionFilter {
+            campaign: Some("bp-launch".into()),
+            ..Default::default()
+        }),
         vec!["d-25"]
     );
     assert_eq!(by(DecisionFilter::default()), vec!["d-26", "d-25"]);
-    let newest = w.store.decisions(&DecisionFilter::default()).unwrap()[0].id.clone();
+    let newest = w.store.decisions(&DecisionFilter::default()).unwrap()[0]
+        .id
+        .clone();
     assert_eq!(
-        by(DecisionFilter { before: Some(newest), ..Default::default() }),
+        by(DecisionFilter {
+            before: Some(newest),
+            ..Default::default()
+        }),
         vec!["d-25"]
     );
 }

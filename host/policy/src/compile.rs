@@ -75,7 +75,7 @@ pub struct CompiledPolicy {
     /// The patterns without atoms, run on every text: their indices into
     /// `regexes`, and together as one set (`None` when there are none).
     pub(crate) unfiltered: Vec<usize>,
-    pub(crate) unfiltered_set: Option<RegexSet>,
+    pub(crate) unfiltered_set: Option<meta::Regex>,
     pub(crate) citation: Option<Regex>,
     /// Ids in the order `Owner::Indication` / `Owner::Product` index them.
     pub(crate) indication_ids: Vec<String>,
@@ -464,13 +464,25 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
                 "the policy's terms do not compile: {e}"
             ))]
         })?;
-    // The unfiltered patterns run together, as one set.
+    // The unfiltered patterns run together, as one set. Without a
+    // prefilter: their literals are digits, which are everywhere, and a
+    // prefilter would only interrupt the automaton at each one.
     let unfiltered_set = if unfiltered_sources.is_empty() {
         None
     } else {
+        let set_limit = limit
+            .saturating_mul(unfiltered_sources.len())
+            .min(256 << 20);
         Some(
-            set_builder(&unfiltered_sources, limit)
-                .build()
+            meta::Builder::new()
+                .configure(
+                    meta::Config::new()
+                        .match_kind(regex_automata::MatchKind::All)
+                        .auto_prefilter(false)
+                        .nfa_size_limit(Some(set_limit))
+                        .hybrid_cache_capacity(set_limit),
+                )
+                .build_many(&unfiltered_sources)
                 .map_err(|e| {
                     vec![Diagnostic::bare(format!(
                         "the policy's patterns together do not compile: {e}"

@@ -309,8 +309,10 @@ impl CompiledPolicy {
         let mut starts = Vec::new();
         let hits = self.terms_in(t, norm.joined(), &mut triggered, &mut starts);
         if let Some(set) = &self.unfiltered_set {
-            for k in set.matches(t).iter() {
-                if let Some(&r) = self.unfiltered.get(k) {
+            let mut found = regex_automata::PatternSet::new(set.pattern_len());
+            set.which_overlapping_matches(&regex_automata::Input::new(t), &mut found);
+            for k in found.iter() {
+                if let Some(&r) = self.unfiltered.get(k.as_usize()) {
                     triggered[r] = true;
                 }
             }

@@ -107,7 +107,15 @@ pub(crate) fn cancel_in(
                 "SELECT num, id FROM dispatch WHERE hcp_num IN ({list}) AND channel = ?1 \
                  AND state = 'queued' ORDER BY num"
             );
-            return cancel_rows(tx, audit, actor, &sql, vec![ch.as_str().to_owned().into()], scope, reason);
+            return cancel_rows(
+                tx,
+                audit,
+                actor,
+                &sql,
+                vec![ch.as_str().to_owned().into()],
+                scope,
+                reason,
+            );
         }
     };
     cancel_rows(tx, audit, actor, sql, arg, scope, reason).map_err(|e| match e {
@@ -334,7 +342,11 @@ impl LedgerStore for SqliteStore {
                 let group = identity::group_of(c, h)?;
                 conds.push(format!(
                     "d.hcp_num IN ({})",
-                    group.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+                    group
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
                 ));
             }
             if let Some(campaign) = &filter.campaign {
@@ -361,10 +373,7 @@ impl LedgerStore for SqliteStore {
             sql.push_str(&format!(" ORDER BY d.num DESC LIMIT {limit}"));
             let rows: Vec<String> = c
                 .prepare(&sql)
-                .and_then(|mut s| {
-                    s.query_map(params_from_iter(args), |r| r.get(0))?
-                        .collect()
-                })
+                .and_then(|mut s| s.query_map(params_from_iter(args), |r| r.get(0))?.collect())
                 .during(OP)?;
             rows.iter().map(|j| parse_record(OP, j)).collect()
         })
@@ -422,11 +431,13 @@ impl LedgerStore for SqliteStore {
                 "UPDATE dispatch SET state = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1",
             )
             .and_then(|mut s| s.execute(params![id, to.as_str(), detail, audit.now()]))
-            .map_err(|e| StoreError::InvalidInput(format!(
-                "dispatch `{id}` cannot go from {} to {}: {e}",
-                current.as_str(),
-                to.as_str()
-            )))?;
+            .map_err(|e| {
+                StoreError::InvalidInput(format!(
+                    "dispatch `{id}` cannot go from {} to {}: {e}",
+                    current.as_str(),
+                    to.as_str()
+                ))
+            })?;
             audit.append(
                 tx,
                 NewAuditEntry::new(
@@ -451,11 +462,7 @@ impl LedgerStore for SqliteStore {
         })
     }
 
-    fn contacts_since(
-        &self,
-        hcp_id: &HcpId,
-        since: i64,
-    ) -> StoreResult<Vec<Contact>> {
+    fn contacts_since(&self, hcp_id: &HcpId, since: i64) -> StoreResult<Vec<Contact>> {
         const OP: &str = "read an HCP's contacts";
         self.read(OP, |c| {
             let group = identity::group_of(c, hcp_id)?;

@@ -12,8 +12,12 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Ids per chunk of `event_id_run`.
-const IDS_PER_CHUNK: usize = 64;
+/// Bytes at which a chunk of `event_id_run` is closed. A row of a `WITHOUT
+/// ROWID` table longer than about 1,000 bytes (4 KiB pages) spills into an
+/// overflow page of its own; chunks of 16 to 40 ids stay within.
+const CHUNK_BYTES: usize = 640;
+/// Ids per chunk, about.
+const IDS_PER_CHUNK: usize = 32;
 
 /// One run: its number and how many events it holds. Runs are numbered in
 /// the order of the events they hold (a merged run takes a new number, and
@@ -136,7 +140,7 @@ impl<'c> IdWriter<'c> {
                 "INSERT INTO event_id_run (run, last_id, chunk) VALUES (?1, ?2, ?3)",
             )?,
             run,
-            chunk: Vec::with_capacity(IDS_PER_CHUNK * 32),
+            chunk: Vec::with_capacity(CHUNK_BYTES + 160),
             last: String::new(),
             n: 0,
         })
@@ -149,7 +153,7 @@ impl<'c> IdWriter<'c> {
         self.last.clear();
         self.last.push_str(id);
         self.n += 1;
-        if self.n == IDS_PER_CHUNK {
+        if self.chunk.len() >= CHUNK_BYTES {
             self.flush()?;
         }
         Ok(())

@@ -1,0 +1,281 @@
+//! Gate decisions and the dispatch ledger on a real SQLite file.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod common;
+
+use common::*;
+use omnigate_core::Channel;
+use omnigate_core::consent::Purpose;
+use omnigate_core::content::VersionHash;
+use omnigate_core::ledger::{
+    CancelScope, DecisionFilter, DecisionRecord, DispatchState, LedgerStore, NewDispatch, Outcome,
+    RuleOutcome, Verdict,
+};
+use omnigate_core::store::{AuditStore, IdentityStore};
+
+fn decision(n: u32, hcp: &str, verdict: Verdict, rule: &str) -> DecisionRecord {
+    DecisionRecord {
+        id: format!("dec-{n}"),
+        at: NOW,
+        dispatch: format!("d-{n}"),
+        campaign: Some("camp".into()),
+        hcp: id(hcp),
+        channel: Channel::Email,
+        purpose: Purpose::Promotional,
+        market: "US".into(),
+        version: VersionHash("ab".repeat(32)),
+        policy_version: Some("p1".into()),
+        verdict,
+        text_sha256: Some("cd".repeat(32)),
+        consent: None,
+        rules: vec![RuleOutcome {
+            rule: rule.into(),
+            kind: "cap".into(),
+            outcome: if verdict == Verdict::Allow {
+                Outcome::Pass
+            } else {
+                Outcome::Block
+            },
+            reason: "because".into(),
+            reference: None,
+            evidence: serde_json::json!({"counted": 2}),
+        }],
+        summary: "s".into(),
+    }
+}
+
+fn dispatch(n: u32, hcp: &str, at: i64) -> NewDispatch {
+    NewDispatch {
+        id: format!("d-{n}"),
+        idempotency_key: format!("camp:{hcp}:{n}"),
+        campaign: Some("camp".into()),
+        hcp: id(hcp),
+        channel: Channel::Email,
+        purpose: Purpose::Promotional,
+        market: "US".into(),
+        product: Some("cardiozen".into()),
+        version: VersionHash("ab".repeat(32)),
+        decision: format!("dec-{n}"),
+        planned_at: at,
+        text_sha256: "cd".repeat(32),
+    }
+}
+
+#[test]
+fn decisions_and_dispatches_are_recorded_together_and_audited() {
+    let s = with_hcps(2);
+    let report = s
+        .record_decisions(
+            "engine",
+            &[
+                decision(1, "h1", Verdict::Allow, "email-weekly"),
+                decision(2, "h2", Verdict::Block, "quiet-hours"),
+            ],
+            &[dispatch(1, "h1", NOW)],
+        )
+        .unwrap();
+    assert_eq!((report.decisions, report.dispatches), (2, 1));
+    assert_eq!(
+        s.dispatch("d-1").unwrap().unwrap().state,
+        DispatchState::Queued
+    );
+    assert_eq!(
+        s.decision("dec-2").unwrap().unwrap(),
+        decision(2, "h2", Verdict::Block, "quiet-hours")
+    );
+    let by_rule = s
+        .decisions(&DecisionFilter {
+            rule: Some("quiet-hours".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_rule.len(), 1);
+    // A passing rule is not an index entry: filtering by rule finds blocks and warnings.
+    assert!(
+        s.decisions(&DecisionFilter {
+            rule: Some("email-weekly".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty()
+    );
+    let actions: Vec<String> = s
+        .audit_entries(1, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions.iter().filter(|a| *a == "gate.decision").count(), 2);
+    assert_eq!(actions.iter().filter(|a| *a == "dispatch.queue").count(), 1);
+    assert!(s.verify_audit().unwrap().is_intact());
+}
+
+#[test]
+fn a_dispatch_of_a_blocked_decision_or_a_bad_batch_stores_nothing() {
+    let s = with_hcps(1);
+    let before = count(&s, "audit_log");
+    let err = s
+        .record_decisions(
+            "engine",
+            &[decision(1, "h1", Verdict::Block, "x")],
+            &[dispatch(1, "h1", NOW)],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("blocked it"), "{err}");
+    let err = s
+        .record_decisions(
+            "engine",
+            &[
+                decision(1, "h1", Verdict::Allow, "x"),
+                decision(2, "nobody", Verdict::Allow, "x"),
+            ],
+            &[],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("nobody"), "{err}");
+    assert_eq!(count(&s, "decision"), 0);
+    assert_eq!(count(&s, "audit_log"), before);
+}
+
+#[test]
+fn an_idempotency_key_enters_the_ledger_once() {
+    let s = with_hcps(1);
+    s.record_decisions(
+        "e",
+        &[decision(1, "h1", Verdict::Allow, "x")],
+        &[dispatch(1, "h1", NOW)],
+    )
+    .unwrap();
+    let mut again = dispatch(2, "h1", NOW);
+    again.idempotency_key = dispatch(1, "h1", NOW).idempotency_key;
+    let report = s
+        .record_decisions("e", &[decision(2, "h1", Verdict::Allow, "x")], &[again])
+        .unwrap();
+    assert_eq!(report.dispatches, 0);
+    assert_eq!(report.existing_keys, vec!["camp:h1:1".to_owned()]);
+    assert_eq!(count(&s, "dispatch"), 1);
+    assert_eq!(
+        s.dispatch_by_key("camp:h1:1").unwrap().unwrap().dispatch.id,
+        "d-1"
+    );
+}
+
+#[test]
+fn dispatch_states_only_move_forward_and_decisions_never_change() {
+    let s = with_hcps(1);
+    s.record_decisions(
+        "e",
+        &[
+            decision(1, "h1", Verdict::Allow, "x"),
+            decision(2, "h1", Verdict::Block, "y"),
+        ],
+        &[dispatch(1, "h1", NOW)],
+    )
+    .unwrap();
+    let q = [DispatchState::Queued];
+    assert!(
+        s.set_dispatch_state("e", "d-1", &q, DispatchState::Sending, None)
+            .unwrap()
+    );
+    // Not in `from`: nothing happens.
+    assert!(
+        !s.set_dispatch_state("e", "d-1", &q, DispatchState::Cancelled, None)
+            .unwrap()
+    );
+    assert!(
+        s.set_dispatch_state(
+            "e",
+            "d-1",
+            &[DispatchState::Sending],
+            DispatchState::Sent,
+            Some("id 7")
+        )
+        .unwrap()
+    );
+    let err = s
+        .set_dispatch_state(
+            "e",
+            "d-1",
+            &[DispatchState::Sent],
+            DispatchState::Queued,
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot go from sent to queued"),
+        "{err}"
+    );
+    let raw = s.raw();
+    for sql in [
+        "UPDATE decision SET verdict = 'allow' WHERE id = 'dec-1'",
+        "DELETE FROM decision",
+        "DELETE FROM decision_rule",
+        "UPDATE dispatch SET version = 'x'",
+        "UPDATE dispatch SET state = 'queued'",
+        "DELETE FROM dispatch",
+    ] {
+        assert!(raw.execute(sql, []).is_err(), "{sql} must be refused");
+    }
+}
+
+#[test]
+fn contacts_follow_the_merge_group_and_cancellation_skips_what_was_sent() {
+    let s = with_hcps(2);
+    s.record_decisions(
+        "e",
+        &[
+            decision(1, "h1", Verdict::Allow, "x"),
+            decision(2, "h2", Verdict::Allow, "x"),
+            decision(3, "h2", Verdict::Allow, "x"),
+        ],
+        &[
+            dispatch(1, "h1", NOW - DAY),
+            dispatch(2, "h2", NOW),
+            dispatch(3, "h2", NOW - 40 * DAY),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        s.contacts_since(&id("h1"), NOW - 30 * DAY).unwrap().len(),
+        1
+    );
+    s.merge_hcps("e", &id("h1"), &id("h2"), "same person")
+        .unwrap();
+    assert_eq!(
+        s.contacts_since(&id("h1"), NOW - 30 * DAY).unwrap().len(),
+        2
+    );
+    assert_eq!(s.contacts_since(&id("h2"), 0).unwrap().len(), 3);
+
+    s.set_dispatch_state(
+        "e",
+        "d-1",
+        &[DispatchState::Queued],
+        DispatchState::Sending,
+        None,
+    )
+    .unwrap();
+    let cancelled = s
+        .cancel_queued(
+            "e",
+            &CancelScope::Campaign("camp".into()),
+            "campaign cancelled",
+        )
+        .unwrap();
+    assert_eq!(cancelled, vec!["d-2".to_owned(), "d-3".to_owned()]);
+    assert_eq!(
+        s.dispatch("d-1").unwrap().unwrap().state,
+        DispatchState::Sending
+    );
+    let d2 = s.dispatch("d-2").unwrap().unwrap();
+    assert_eq!(d2.state, DispatchState::Cancelled);
+    assert_eq!(d2.detail.as_deref(), Some("campaign cancelled"));
+    // Cancelled dispatches are not contacts.
+    assert_eq!(s.contacts_since(&id("h1"), 0).unwrap().len(), 1);
+}
