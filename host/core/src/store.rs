@@ -251,6 +251,22 @@ pub trait ContentStore {
     fn expire_due(&self, actor: &str, now: UnixMillis) -> StoreResult<Vec<VersionHash>>;
     /// Sign-offs of one version, in order.
     fn sign_offs(&self, hash: &VersionHash) -> StoreResult<Vec<SignOff>>;
+    /// The newest version of an item that was ever approved (now approved,
+    /// expired or withdrawn): the one an older approved version is
+    /// superseded by.
+    fn latest_approved(&self, item: &str) -> StoreResult<Option<VersionHash>> {
+        Ok(self
+            .versions_of(item)?
+            .into_iter()
+            .rev()
+            .find(|v| {
+                matches!(
+                    v.state,
+                    ContentState::Approved | ContentState::Expired | ContentState::Withdrawn
+                )
+            })
+            .map(|v| v.hash))
+    }
     /// Only the state of a version (a cheap read for callers that cache
     /// the immutable body).
     fn version_state(&self, hash: &VersionHash) -> StoreResult<Option<ContentState>> {

@@ -291,6 +291,23 @@ impl Gate {
             return Ok(None);
         };
         approval_checks(&cached, state, req, market, d);
+        if state == ContentState::Approved {
+            let latest = self.store.latest_approved(&cached.version.item)?;
+            if let Some(latest) = latest.filter(|l| *l != req.version) {
+                d.rules.retain(|r| r.rule != "content-approved");
+                d.block(
+                    "content-superseded",
+                    "approval",
+                    format!(
+                        "content `{}` (version {}) was superseded by version {}, approved later",
+                        cached.version.item,
+                        short(&req.version.0),
+                        short(&latest.0)
+                    ),
+                    json!({ "version": req.version, "superseded_by": latest }),
+                );
+            }
+        }
         Ok(Some(cached))
     }
 }

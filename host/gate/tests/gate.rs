@@ -511,3 +511,44 @@ fn decisions_are_listed_by_campaign_rule_and_verdict() {
         vec!["d-25"]
     );
 }
+
+#[test]
+fn a_newer_approved_version_supersedes_the_older_one() {
+    let w = world();
+    send(&w, &request(&w, "d-30"));
+    // A draft of a new version does not stop the approved one.
+    let v2 = body(
+        "At week 8, mean systolic blood pressure fell by 14.5 mmHg with Cardiozen 160 mg vs 5.1 mmHg with placebo (p<0.001) [1].",
+    );
+    let h2 = w.store.put_version("author", "cz-bp-email", &v2).unwrap();
+    let mut later = request(&w, "d-31");
+    later.at = AFTERNOON + 3 * DAY;
+    let d = w.gate.decide(&later);
+    assert_eq!(d.record.verdict, Verdict::Allow, "{:?}", blocking(&d));
+    // Once it is approved, the old one is superseded and its queue cancelled.
+    let prescreen = NewPreScreen {
+        policy_version: "test".into(),
+        report: serde_json::json!({}),
+    };
+    w.store
+        .submit_for_review("author", &h2, &prescreen)
+        .unwrap();
+    for (who, role) in [
+        ("dr-med", ReviewRole::Medical),
+        ("lawyer", ReviewRole::Legal),
+        ("reg", ReviewRole::Regulatory),
+    ] {
+        w.store.sign_off(who, &h2, role).unwrap();
+    }
+    assert_eq!(
+        w.store.dispatch("d-30").unwrap().unwrap().state,
+        DispatchState::Cancelled
+    );
+    let d = w.gate.decide(&request(&w, "d-32"));
+    assert_eq!(blocking(&d), vec!["content-superseded"]);
+    let mut req = request(&w, "d-33");
+    req.version = h2;
+    req.at = AFTERNOON + 3 * DAY;
+    let d = w.gate.decide(&req);
+    assert_eq!(d.record.verdict, Verdict::Allow, "{:?}", blocking(&d));
+}

@@ -40,6 +40,8 @@ fn rewrite(source: &str) -> String {
 fn main() {
     let policy = load_dir(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies")).unwrap();
     let set = policy.set();
+    omnigate_policy::compile::debug_atoms_tmp(&policy);
+    if std::env::var_os("ONLY_ATOMS").is_some() { return; }
     let corpus = corpus::corpus(20);
     let bytes: usize = corpus.iter().map(|s| s.bytes()).sum();
     let mut terms: Vec<String> = Vec::new();

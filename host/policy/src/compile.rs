@@ -254,14 +254,17 @@ struct Atoms {
     prefix: bool,
 }
 
-/// Whether a literal is too common to be worth an atom: empty, one byte,
-/// or only digits, spaces and number punctuation (`12`, ` 3`, `-4`),
-/// which nearly every message has.
+/// Whether a literal is too common to be worth an atom: empty, a single
+/// letter, digit or space, or only digits, spaces and number punctuation
+/// (`12`, ` 3`, `-4`), which nearly every message has. A rarer single byte
+/// (`%`) is a fine atom.
 fn weak(literal: &[u8]) -> bool {
-    literal.len() < 2
-        || literal
-            .iter()
-            .all(|b| b.is_ascii_digit() || b" .,:;-/()\n".contains(b))
+    let common = |b: &u8| b.is_ascii_digit() || b" .,:;-/()\n".contains(b);
+    match literal {
+        [] => true,
+        [b] => b.is_ascii_alphanumeric() || common(b) || !b.is_ascii(),
+        _ => literal.iter().all(common),
+    }
 }
 
 /// The literals of a `Seq`, without the ones implied by a shorter one;
@@ -306,7 +309,7 @@ fn atoms(source: &str) -> Option<Atoms> {
         .ok()?;
     let extract = |kind, h: &Hir| usable(&Extractor::new().kind(kind).extract(h));
     if let Some(literals) = extract(ExtractKind::Prefix, &hir)
-        && score(&literals).0 >= 3
+        && score(&literals).0 >= 2
     {
         return Some(Atoms {
             literals,
@@ -537,4 +540,19 @@ mod tests {
         assert_eq!(upper_case_letter(r"\p{Han}\PL\D[a-z]"), None);
         assert_eq!(upper_case_letter(r"\bCure"), Some('C'));
     }
+}
+
+#[doc(hidden)]
+pub fn debug_atoms_tmp(p: &CompiledPolicy) {
+    for (r, re) in p.regexes.iter().enumerate() {
+        let mode = if p.unfiltered.contains(&r) { "UNFILTERED" } else if p.anchored[r].is_some() { "anchored" } else { "full" };
+        let atoms: Vec<String> = p.words.iter().enumerate().filter(|(_, w)| w.triggers.contains(&r)).map(|(_, w)| format!("{:?}", w)).take(0).collect();
+        let src = rewrite(re.as_str());
+        let a = atoms_dbg(&src);
+        eprintln!("{mode:10} {:60} {}", re.as_str(), a);
+        let _ = atoms;
+    }
+}
+fn atoms_dbg(s: &str) -> String {
+    match atoms(s) { None => "-".into(), Some(a) => format!("prefix={} {:?}", a.prefix, a.literals.iter().take(8).map(|l| String::from_utf8_lossy(l).to_string()).collect::<Vec<_>>()) }
 }

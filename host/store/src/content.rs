@@ -386,6 +386,23 @@ impl ContentStore for SqliteStore {
             let missing: Vec<ReviewRole> = required.difference(&done).copied().collect();
             let state = if missing.is_empty() {
                 set_state(tx, audit, reviewer, &v, ContentState::Approved, json!({"roles": done}))?;
+                // The new approved version supersedes the item's older ones:
+                // what is still queued with them is not sent.
+                let older: Vec<String> = tx
+                    .prepare_cached(
+                        "SELECT hash FROM content_version
+                         WHERE item_id = ?1 AND hash <> ?2 AND state = 'approved'",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(params![v.item, hash.0], |r| r.get(0))?
+                            .collect()
+                    })
+                    .during(OP)?;
+                for old in older {
+                    let scope = omnigate_core::ledger::CancelScope::Version(VersionHash(old));
+                    let reason = format!("superseded by version {}", hash.0);
+                    crate::ledger::cancel_in(tx, audit, reviewer, &scope, &reason)?;
+                }
                 ContentState::Approved
             } else {
                 ContentState::InReview
@@ -467,6 +484,19 @@ impl ContentStore for SqliteStore {
 
     fn sign_offs(&self, hash: &VersionHash) -> StoreResult<Vec<SignOff>> {
         self.read("read sign-offs", |c| sign_offs_of(c, hash))
+    }
+
+    fn latest_approved(&self, item: &str) -> StoreResult<Option<VersionHash>> {
+        const OP: &str = "read an item's latest approved version";
+        self.read(OP, |c| {
+            c.prepare_cached(
+                "SELECT hash FROM content_version
+                 WHERE item_id = ?1 AND state IN ('approved', 'expired', 'withdrawn')
+                 ORDER BY created_at DESC, hash DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([item], |r| Ok(VersionHash(r.get(0)?))).optional())
+            .during(OP)
+        })
     }
 
     fn version_state(&self, hash: &VersionHash) -> StoreResult<Option<ContentState>> {

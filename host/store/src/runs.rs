@@ -213,6 +213,7 @@ fn next_run(tx: &Connection) -> rusqlite::Result<i64> {
 
 /// Merges two runs into a new one, streaming both in key order.
 fn merge(tx: &Connection, a: Run, b: Run) -> rusqlite::Result<()> {
+    let t0 = std::time::Instant::now(); // PROBE
     let run = next_run(tx)?;
     {
         let mut sa = tx.prepare("SELECT chunk FROM event_id_run WHERE run = ?1 ORDER BY last_id")?;
@@ -257,6 +258,7 @@ fn merge(tx: &Connection, a: Run, b: Run) -> rusqlite::Result<()> {
         }
         w.flush()?;
     }
+    let t1 = t0.elapsed(); // PROBE
     {
         let mut sa =
             tx.prepare("SELECT hcp_num, seqs FROM event_hcp_run WHERE run = ?1 ORDER BY hcp_num")?;
@@ -306,6 +308,7 @@ fn merge(tx: &Connection, a: Run, b: Run) -> rusqlite::Result<()> {
             insert.execute(params![run, row.0, encode_seqs(&row.1)])?;
         }
     }
+    let t2 = t0.elapsed(); // PROBE
     for old in [a.run, b.run] {
         tx.prepare_cached("DELETE FROM event_id_run WHERE run = ?1")?
             .execute([old])?;
@@ -316,6 +319,7 @@ fn merge(tx: &Connection, a: Run, b: Run) -> rusqlite::Result<()> {
     }
     tx.prepare_cached("INSERT INTO event_run (run, events) VALUES (?1, ?2)")?
         .execute(params![run, a.events + b.events])?;
+    if std::env::var_os("OG_PROBE").is_some() { eprintln!("merge {}+{}: ids {:?} hcp {:?} total {:?}", a.events, b.events, t1, t2, t0.elapsed()); } // PROBE
     Ok(())
 }
 
