@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use aho_corasick::{MatchKind, StartKind, dfa::DFA};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_automata::dfa::{self, StartKind as DfaStart, dense};
 use regex_automata::meta;
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 
@@ -58,6 +59,18 @@ pub(crate) struct Word {
     pub triggers: Vec<usize>,
 }
 
+/// How a pattern is searched on a text where one of its atoms occurred.
+#[derive(Debug)]
+pub(crate) enum Search {
+    /// Every match starts with an atom: anchored searches at each atom.
+    Start(meta::Regex),
+    /// Every match ends with an atom: a reverse search from each atom end
+    /// finds where matches start, then forward as from `Start`.
+    End(dfa::regex::Regex),
+    /// Over the whole text (`regexes`).
+    Whole,
+}
+
 /// A validated policy set, compiled and ready to screen messages.
 #[derive(Debug)]
 pub struct CompiledPolicy {
@@ -69,13 +82,15 @@ pub struct CompiledPolicy {
     /// Index of the claim rule each regex belongs to.
     pub(crate) regex_owner: Vec<usize>,
     pub(crate) regexes: Vec<Regex>,
-    /// The same pattern for anchored searches at its atoms, when every
-    /// match starts with one (see [`Word::triggers`]).
-    pub(crate) anchored: Vec<Option<meta::Regex>>,
+    /// How each pattern is searched once one of its atoms occurred.
+    pub(crate) search: Vec<Search>,
     /// The patterns without atoms, run on every text: their indices into
     /// `regexes`, and together as one set (`None` when there are none).
     pub(crate) unfiltered: Vec<usize>,
     pub(crate) unfiltered_set: Option<meta::Regex>,
+    /// The same as a full DFA, when it builds under the size limit: it runs
+    /// in the automaton's pass (see `screen`), byte for byte beside it.
+    pub(crate) unfiltered_dfa: Option<dense::DFA<Vec<u32>>>,
     pub(crate) citation: Option<Regex>,
     /// Ids in the order `Owner::Indication` / `Owner::Product` index them.
     pub(crate) indication_ids: Vec<String>,
@@ -246,12 +261,21 @@ fn build_regex(p: &Pattern, rule: &str, limit: usize) -> Result<Regex, Diagnosti
     }
 }
 
+/// Where a pattern's atoms sit in each of its matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Every match starts with an atom.
+    Start,
+    /// Every match ends with an atom.
+    End,
+    /// Every match contains an atom.
+    Inside,
+}
+
 /// The atoms of a pattern: literals one of which occurs in every match.
 struct Atoms {
     literals: Vec<Vec<u8>>,
-    /// Every match *starts* with one of them: the pattern needs to be
-    /// tried only where one occurs, anchored there.
-    prefix: bool,
+    place: Place,
 }
 
 /// Whether a literal is too common to be worth an atom: empty, a single
@@ -267,9 +291,10 @@ fn weak(literal: &[u8]) -> bool {
     }
 }
 
-/// The literals of a `Seq`, without the ones implied by a shorter one;
-/// `None` when infinite or weak.
-fn usable(seq: &Seq) -> Option<Vec<Vec<u8>>> {
+/// The literals of a `Seq`, without the ones implied by a shorter one
+/// where it sits (a prefix of it for `Start`, a suffix for `End`, anywhere
+/// for `Inside`); `None` when infinite or weak.
+fn usable(seq: &Seq, place: Place) -> Option<Vec<Vec<u8>>> {
     let mut lits: Vec<Vec<u8>> = seq
         .literals()?
         .iter()
@@ -277,9 +302,14 @@ fn usable(seq: &Seq) -> Option<Vec<Vec<u8>>> {
         .collect();
     lits.sort_by_key(Vec::len);
     lits.dedup();
+    let implied = |l: &[u8], k: &[u8]| match place {
+        Place::Start => l.starts_with(k),
+        Place::End => l.ends_with(k),
+        Place::Inside => memchr::memmem::find(l, k).is_some(),
+    };
     let mut kept: Vec<Vec<u8>> = Vec::new();
     for l in lits {
-        if !kept.iter().any(|k| memchr::memmem::find(&l, k).is_some()) {
+        if !kept.iter().any(|k| implied(&l, k)) {
             kept.push(l);
         }
     }
@@ -295,49 +325,48 @@ fn score(lits: &[Vec<u8>]) -> (usize, usize) {
 /// The atoms of a pattern, found with the literal extraction of
 /// `regex-syntax`: the literals every match starts with, or ends with, or
 /// (for a concatenation) the ones a part of every match starts with
-/// (`fold more` in `\d+[- ]?(fold|times) (more|...)`). The most selective
-/// set wins, but a good set of prefixes is preferred, since then the
-/// pattern runs anchored at the atoms instead of over the whole text.
-/// `None` when no set is selective enough: the pattern runs on every text.
-/// Sound for any pattern: look-arounds extract as empty, so they only ever
-/// make the literals shorter.
+/// (`fold more` in `\d+[- ]?(fold|times) (more|...)`). A usable set of
+/// prefixes wins, since then the pattern only needs trying anchored at
+/// each atom; otherwise the most selective set. `None` when no set is
+/// selective enough: the pattern runs on every text. Sound for any
+/// pattern: look-arounds extract as empty, so they only ever make the
+/// literals shorter.
 fn atoms(source: &str) -> Option<Atoms> {
     use regex_syntax::hir::{Hir, HirKind};
     let hir = regex_syntax::ParserBuilder::new()
         .build()
         .parse(source)
         .ok()?;
-    let extract = |kind, h: &Hir| usable(&Extractor::new().kind(kind).extract(h));
-    if let Some(literals) = extract(ExtractKind::Prefix, &hir)
-        && score(&literals).0 >= 2
-    {
+    let extract = |kind, h: &Hir, place| usable(&Extractor::new().kind(kind).extract(h), place);
+    if let Some(literals) = extract(ExtractKind::Prefix, &hir, Place::Start) {
         return Some(Atoms {
             literals,
-            prefix: true,
+            place: Place::Start,
         });
     }
-    let mut best = extract(ExtractKind::Prefix, &hir).map(|l| (l, true));
-    let mut consider = |lits: Option<Vec<Vec<u8>>>| {
+    let mut best: Option<Atoms> = None;
+    let mut consider = |lits: Option<Vec<Vec<u8>>>, place| {
         if let Some(l) = lits
-            && best.as_ref().is_none_or(|(b, _)| score(&l) > score(b))
+            && best.as_ref().is_none_or(|b| score(&l) > score(&b.literals))
         {
-            best = Some((l, false));
+            best = Some(Atoms { literals: l, place });
         }
     };
-    consider(extract(ExtractKind::Suffix, &hir));
+    consider(extract(ExtractKind::Suffix, &hir, Place::End), Place::End);
     let mut top = &hir;
     while let HirKind::Capture(c) = top.kind() {
         top = &c.sub;
     }
     if let HirKind::Concat(parts) = top.kind() {
         for i in 1..parts.len() {
-            consider(extract(
-                ExtractKind::Prefix,
-                &Hir::concat(parts[i..].to_vec()),
-            ));
+            let rest = Hir::concat(parts[i..].to_vec());
+            consider(
+                extract(ExtractKind::Prefix, &rest, Place::Inside),
+                Place::Inside,
+            );
         }
     }
-    best.map(|(literals, prefix)| Atoms { literals, prefix })
+    best
 }
 
 /// The literals of the automaton, each once, with what they stand for.
@@ -399,7 +428,7 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
 
     let mut regexes = Vec::new();
     let mut regex_owner = Vec::new();
-    let mut anchored = Vec::new();
+    let mut searches = Vec::new();
     let mut unfiltered = Vec::new();
     let mut unfiltered_sources = Vec::new();
     for (i, r) in set.claims.iter().enumerate() {
@@ -413,26 +442,35 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
             };
             let at = regexes.len();
             let source = rewrite(&p.source);
-            let mut anchored_re = None;
+            let mut search = Search::Whole;
             match atoms(&source) {
                 Some(a) => {
                     for l in &a.literals {
                         let k = lits.entry(l);
                         lits.words[k].triggers.push(at);
                     }
-                    if a.prefix {
-                        // Built like `re`, which compiled under the same
-                        // limits, so this does not fail; if it did, the
-                        // pattern would run over the whole text instead.
-                        anchored_re = meta::Builder::new()
+                    // Built like `re`, which compiled under the same
+                    // limits; if they did not build, the pattern would
+                    // only run over the whole text instead.
+                    search = match a.place {
+                        Place::Start => meta::Builder::new()
                             .configure(
                                 meta::Config::new()
                                     .nfa_size_limit(Some(limit))
                                     .hybrid_cache_capacity(limit),
                             )
                             .build(&source)
-                            .ok();
-                    }
+                            .map_or(Search::Whole, Search::Start),
+                        Place::End => dfa::regex::Builder::new()
+                            .dense(
+                                dense::Config::new()
+                                    .dfa_size_limit(Some(limit))
+                                    .determinize_size_limit(Some(limit)),
+                            )
+                            .build(&source)
+                            .map_or(Search::Whole, Search::End),
+                        Place::Inside => Search::Whole,
+                    };
                 }
                 None => {
                     unfiltered.push(at);
@@ -441,7 +479,7 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
             }
             regexes.push(re);
             regex_owner.push(i);
-            anchored.push(anchored_re);
+            searches.push(search);
         }
     }
     let mut markers = Vec::new();
@@ -493,6 +531,22 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
                 })?,
         )
     };
+    let unfiltered_dfa = (!unfiltered_sources.is_empty())
+        .then(|| {
+            dense::Builder::new()
+                .configure(
+                    dense::Config::new()
+                        .match_kind(regex_automata::MatchKind::All)
+                        .start_kind(DfaStart::Unanchored)
+                        .starts_for_each_pattern(false)
+                        .accelerate(false)
+                        .dfa_size_limit(Some(limit))
+                        .determinize_size_limit(Some(limit)),
+                )
+                .build_many(&unfiltered_sources)
+                .ok()
+        })
+        .flatten();
     let set_limit = limit.saturating_mul(markers.len().max(1)).min(256 << 20);
     let citation = if markers.is_empty() {
         None
@@ -515,9 +569,10 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
         words: lits.words,
         regex_owner,
         regexes,
-        anchored,
+        search: searches,
         unfiltered,
         unfiltered_set,
+        unfiltered_dfa,
         citation,
         indication_ids,
         product_ids,
@@ -545,14 +600,8 @@ mod tests {
 #[doc(hidden)]
 pub fn debug_atoms_tmp(p: &CompiledPolicy) {
     for (r, re) in p.regexes.iter().enumerate() {
-        let mode = if p.unfiltered.contains(&r) { "UNFILTERED" } else if p.anchored[r].is_some() { "anchored" } else { "full" };
-        let atoms: Vec<String> = p.words.iter().enumerate().filter(|(_, w)| w.triggers.contains(&r)).map(|(_, w)| format!("{:?}", w)).take(0).collect();
-        let src = rewrite(re.as_str());
-        let a = atoms_dbg(&src);
+        let mode = if p.unfiltered.contains(&r) { "UNFILTERED" } else { match &p.search[r] { Search::Start(_) => "start", Search::End(_) => "end", Search::Whole => "whole" } };
+        let a = match atoms(&rewrite(re.as_str())) { None => "-".to_string(), Some(a) => format!("{:?} {:?}", a.place, a.literals.iter().take(8).map(|l| String::from_utf8_lossy(l).to_string()).collect::<Vec<_>>()) };
         eprintln!("{mode:10} {:60} {}", re.as_str(), a);
-        let _ = atoms;
     }
-}
-fn atoms_dbg(s: &str) -> String {
-    match atoms(s) { None => "-".into(), Some(a) => format!("prefix={} {:?}", a.prefix, a.literals.iter().take(8).map(|l| String::from_utf8_lossy(l).to_string()).collect::<Vec<_>>()) }
 }

@@ -576,9 +576,15 @@ fn letter_spacers(t: &str, wide: &[(u32, u8)]) -> (Vec<Range<usize>>, Vec<Range<
     let mut j = 1;
     while j + 1 < b.len() {
         let end = (j + 64).min(b.len() - 1);
-        let any = b[j - 1..end + 1].windows(3).fold(0u8, |any, w| {
-            any | (CLASS[w[0] as usize] & (CLASS[w[1] as usize] >> 1) & CLASS[w[2] as usize])
-        });
+        // Classes roll through two registers: one table lookup a byte.
+        let block = &b[j - 1..end + 1];
+        let (mut p2, mut p1) = (CLASS[block[0] as usize], CLASS[block[1] as usize]);
+        let mut any = 0u8;
+        for &x in &block[2..] {
+            let c = CLASS[x as usize];
+            any |= p2 & (p1 >> 1) & c;
+            (p2, p1) = (p1, c);
+        }
         if any & SPACER == 0 {
             j = end;
             continue;

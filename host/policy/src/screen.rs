@@ -3,14 +3,15 @@
 //! required elements). Matching runs on normalized text; every finding's
 //! span points into the original part.
 
-use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::ops::Range;
 
 use aho_corasick::Anchored;
 use aho_corasick::automaton::Automaton;
+use regex_automata::dfa::{self, Automaton as _, dense};
+use regex_automata::meta;
 
-use crate::compile::{CompiledPolicy, Owner};
+use crate::compile::{CompiledPolicy, Owner, Search};
 use crate::message::{Context, Finding, Message, Part, PartKind, ScreenError, Screening, Verdict};
 use crate::model::{ClaimRule, FindingKind, Severity};
 use crate::normalize::{Normalized, fold, normalize, normalize_html};
@@ -28,20 +29,14 @@ struct Scanned<'a> {
     matches: Vec<(usize, Range<usize>)>,
     /// Normalized spans of cited claims-library entries.
     cited: Vec<Range<usize>>,
-    /// Where sentences end (the byte after each terminator), found on
-    /// first use: most parts need a sentence for some match.
-    ends: OnceCell<Vec<usize>>,
-    /// Whether a citation marker is in or right after the sentence that
-    /// starts at the first element: several matches often share one.
-    citations: std::cell::RefCell<Vec<(usize, bool)>>,
+    /// Whether a citation marker is in or right after a sentence: several
+    /// matches often share one.
+    citations: std::cell::RefCell<Vec<(Range<usize>, bool)>>,
 }
 
 impl Scanned<'_> {
     fn sentence(&self, m: &Range<usize>) -> Range<usize> {
-        let ends = self
-            .ends
-            .get_or_init(|| text::sentence_ends(&self.norm.text));
-        text::sentence_at(ends, self.norm.text.len(), m.start, m.end)
+        text::sentence(&self.norm.text, m.start, m.end)
     }
 }
 
@@ -190,9 +185,34 @@ impl CompiledPolicy {
         let Ok(mut sid) = ac.start_state(Anchored::No) else {
             return hits;
         };
+        // The unfiltered patterns' DFA runs beside the automaton; without
+        // it (or if it ever gives up) their set runs after the pass.
+        let dfa = self.unfiltered_dfa.as_ref();
+        let mut unfiltered = dfa.and_then(|d| {
+            d.start_state_forward(&regex_automata::Input::new(t))
+                .ok()
+                .map(|s| (d, s))
+        });
+        let mut run_set = unfiltered.is_none();
         let mut i = 0;
         while i < bytes.len() {
-            (sid, i) = advance(ac, sid, bytes, i);
+            match &mut unfiltered {
+                Some((dfa, d)) => {
+                    (sid, *d, i) = advance_both(ac, sid, dfa, *d, bytes, i);
+                    if dfa.is_special_state(*d) {
+                        if dfa.is_match_state(*d) {
+                            note_dfa_matches(dfa, *d, &self.unfiltered, triggered);
+                        } else if dfa.is_quit_state(*d) {
+                            run_set = true;
+                            unfiltered = None;
+                        } else if dfa.is_dead_state(*d) {
+                            // Nothing more can match.
+                            unfiltered = None;
+                        }
+                    }
+                }
+                None => (sid, i) = advance(ac, sid, bytes, i),
+            }
             // No prefilter and an unanchored search: a special state is a
             // match state (or the end of the text was reached).
             if !ac.is_match(sid) {
@@ -206,10 +226,14 @@ impl CompiledPolicy {
                     continue;
                 };
                 for &r in &word.triggers {
-                    if self.anchored.get(r).is_some_and(Option::is_some) {
-                        starts.push((r, begin));
-                    } else if let Some(x) = triggered.get_mut(r) {
-                        *x = true;
+                    match self.search.get(r) {
+                        Some(Search::Start(_)) => starts.push((r, begin)),
+                        Some(Search::End(_)) => starts.push((r, end)),
+                        _ => {
+                            if let Some(x) = triggered.get_mut(r) {
+                                *x = true;
+                            }
+                        }
                     }
                 }
                 // Inside a joined letter-spaced word, any position may be
@@ -228,42 +252,52 @@ impl CompiledPolicy {
                 }
             }
         }
+        if let Some((dfa, d)) = unfiltered {
+            let eoi = dfa.next_eoi_state(d);
+            if dfa.is_match_state(eoi) {
+                note_dfa_matches(dfa, eoi, &self.unfiltered, triggered);
+            }
+        }
+        if run_set && let Some(set) = &self.unfiltered_set {
+            let mut found = regex_automata::PatternSet::new(set.pattern_len());
+            set.which_overlapping_matches(&regex_automata::Input::new(t), &mut found);
+            for k in found.iter() {
+                if let Some(&r) = self.unfiltered.get(k.as_usize()) {
+                    triggered[r] = true;
+                }
+            }
+        }
         // By start, longest first, as a reader meets them.
         hits.sort_by_key(|(_, r)| (r.start, usize::MAX - r.end));
         hits
     }
 
     /// The matches of every pattern that may match `t`, pattern by
-    /// pattern, each as `find_iter` would list them.
+    /// pattern, each as `find_iter` would list them. `at` holds, for the
+    /// patterns searched from their atoms, where an atom started (`Start`)
+    /// or ended (`End`).
     fn patterns_in(
         &self,
         t: &str,
         triggered: &[bool],
-        starts: &mut Vec<(usize, usize)>,
+        at: &mut Vec<(usize, usize)>,
     ) -> Vec<(usize, Range<usize>)> {
         let mut matches = Vec::new();
-        starts.sort_unstable();
-        starts.dedup();
-        let mut starts = starts.iter().peekable();
+        at.sort_unstable();
+        at.dedup();
+        let mut at = at.iter().peekable();
         for (r, re) in self.regexes.iter().enumerate() {
             let rule = self.regex_owner[r];
-            match self.anchored.get(r) {
-                Some(Some(anchored)) => {
-                    // Every match starts at an atom: trying each in turn,
-                    // anchored, from where the last match ended, lists the
-                    // same matches as a search of the whole text.
-                    let mut from = 0;
-                    while let Some(&(_, at)) = starts.next_if(|(x, _)| *x == r) {
-                        if at < from {
-                            continue;
-                        }
-                        let input = regex_automata::Input::new(t)
-                            .range(at..)
-                            .anchored(regex_automata::Anchored::Yes);
-                        if let Some(m) = anchored.search(&input) {
-                            matches.push((rule, m.range()));
-                            from = m.end();
-                        }
+            let mut here = Vec::new();
+            while let Some(&(_, x)) = at.next_if(|(p, _)| *p == r) {
+                here.push(x);
+            }
+            match self.search.get(r) {
+                Some(Search::Start(re)) => from_starts(t, re, &here, rule, &mut matches),
+                Some(Search::End(re)) => {
+                    if !from_ends(t, re, &here, rule, &mut matches) {
+                        let whole = self.regexes[r].find_iter(t);
+                        matches.extend(whole.map(|m| (rule, m.range())));
                     }
                 }
                 _ if triggered[r] => {
@@ -308,15 +342,6 @@ impl CompiledPolicy {
         let mut triggered = vec![false; self.regexes.len()];
         let mut starts = Vec::new();
         let hits = self.terms_in(t, norm.joined(), &mut triggered, &mut starts);
-        if let Some(set) = &self.unfiltered_set {
-            let mut found = regex_automata::PatternSet::new(set.pattern_len());
-            set.which_overlapping_matches(&regex_automata::Input::new(t), &mut found);
-            for k in found.iter() {
-                if let Some(&r) = self.unfiltered.get(k.as_usize()) {
-                    triggered[r] = true;
-                }
-            }
-        }
         let matches = self.patterns_in(t, &triggered, &mut starts);
         let mut cited = Vec::new();
         for (claim, has_citation) in library {
@@ -331,7 +356,6 @@ impl CompiledPolicy {
             hits,
             matches,
             cited,
-            ends: OnceCell::new(),
             citations: std::cell::RefCell::new(Vec::new()),
         }
     }
@@ -376,12 +400,12 @@ impl CompiledPolicy {
                         .citations
                         .borrow()
                         .iter()
-                        .find(|c| c.0 == sentence.start)
+                        .find(|c| c.0 == sentence)
                         .map(|c| c.1);
                     known.unwrap_or_else(|| {
                         let found =
                             re.is_match(&t[text::with_trailing_markers(t, sentence.clone())]);
-                        s.citations.borrow_mut().push((sentence.start, found));
+                        s.citations.borrow_mut().push((sentence.clone(), found));
                         found
                     })
                 })
@@ -586,6 +610,119 @@ fn advance(
         }
     }
     (sid, i)
+}
+
+/// The matches of a pattern every match of which starts with an atom,
+/// given where atoms start: trying each in turn, anchored, from where the
+/// last match ended, lists the same matches as `find_iter` over the text.
+fn from_starts(
+    t: &str,
+    re: &meta::Regex,
+    starts: &[usize],
+    rule: usize,
+    out: &mut Vec<(usize, Range<usize>)>,
+) {
+    let mut from = 0;
+    for &s in starts {
+        if s < from {
+            continue;
+        }
+        let input = regex_automata::Input::new(t)
+            .range(s..)
+            .anchored(regex_automata::Anchored::Yes);
+        if let Some(m) = re.search(&input) {
+            out.push((rule, m.range()));
+            from = m.end().max(s + 1);
+        }
+    }
+}
+
+/// The matches of a pattern every match of which ends with an atom, given
+/// where atoms end: from each, a reverse search finds the leftmost start of
+/// a match ending there; the leftmost of those starts is where `find_iter`
+/// finds the next match, and an anchored forward search there finds it.
+/// `false` if the DFAs gave up (then the caller searches the whole text).
+fn from_ends(
+    t: &str,
+    re: &dfa::regex::Regex,
+    ends: &[usize],
+    rule: usize,
+    out: &mut Vec<(usize, Range<usize>)>,
+) -> bool {
+    let mut found = Vec::new();
+    let mut from = 0;
+    loop {
+        let mut first: Option<usize> = None;
+        for &e in ends.iter().filter(|&&e| e > from) {
+            let input = regex_automata::Input::new(t)
+                .range(from..e)
+                .anchored(regex_automata::Anchored::Yes);
+            match re.reverse().try_search_rev(&input) {
+                Ok(Some(h)) => first = Some(first.map_or(h.offset(), |f| f.min(h.offset()))),
+                Ok(None) => {}
+                Err(_) => return false,
+            }
+            if first == Some(from) {
+                break;
+            }
+        }
+        let Some(s) = first else { break };
+        let input = regex_automata::Input::new(t)
+            .range(s..)
+            .anchored(regex_automata::Anchored::Yes);
+        match re.try_search(&input) {
+            Ok(Some(m)) if m.end() > s => {
+                found.push((rule, m.range()));
+                from = m.end();
+            }
+            _ => return false,
+        }
+    }
+    out.extend(found);
+    true
+}
+
+/// [`advance`] with the unfiltered patterns' DFA stepping beside the
+/// automaton: two independent chains of table lookups in one loop cost
+/// little more than one. Stops when either reaches a special state.
+#[inline(never)]
+fn advance_both(
+    ac: &aho_corasick::dfa::DFA,
+    mut sid: aho_corasick::automaton::StateID,
+    dfa: &dense::DFA<Vec<u32>>,
+    mut d: regex_automata::util::primitives::StateID,
+    bytes: &[u8],
+    mut i: usize,
+) -> (
+    aho_corasick::automaton::StateID,
+    regex_automata::util::primitives::StateID,
+    usize,
+) {
+    while let Some(&b) = bytes.get(i) {
+        sid = ac.next_state(Anchored::No, sid, b);
+        d = dfa.next_state(d, b);
+        i += 1;
+        if ac.is_special(sid) | dfa.is_special_state(d) {
+            break;
+        }
+    }
+    (sid, d, i)
+}
+
+/// Marks the unfiltered patterns that match in DFA state `d` as triggered.
+fn note_dfa_matches(
+    dfa: &dense::DFA<Vec<u32>>,
+    d: regex_automata::util::primitives::StateID,
+    unfiltered: &[usize],
+    triggered: &mut [bool],
+) {
+    for k in 0..dfa.match_len(d) {
+        if let Some(&r) = unfiltered.get(dfa.match_pattern(d, k).as_usize())
+            && let Some(x) = triggered.get_mut(r)
+        {
+            *x = true;
+        }
+    }
 }
 
 fn finding(

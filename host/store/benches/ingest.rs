@@ -92,7 +92,9 @@ fn setup() -> (Option<tempfile::TempDir>, SqliteStore, usize, u64) {
     let stored = store.event_count().unwrap();
     for start in (stored..events).step_by(10_000) {
         let b = batch(start, 10_000.min(events - start), hcps);
-        store.ingest("bench", &format!("setup-{start}"), &b).unwrap();
+        store
+            .ingest("bench", &format!("setup-{start}"), &b)
+            .unwrap();
     }
     let stored = store.event_count().unwrap();
     eprintln!(
@@ -145,7 +147,6 @@ fn ingest(c: &mut Criterion) {
             db_size(&store)
         );
     }
-    eprintln!("probe: {}", omnigate_store::probe_dump());
     if std::env::var_os("OMNIGATE_BENCH_NO_CRITERION").is_some() {
         return;
     }

@@ -50,7 +50,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     /// Defaults: 4 readers, the default approval policy and journey, 64 MiB
-    /// cache, up to 4 GiB mapped by readers, folds of 100,000 events.
+    /// cache, up to 4 GiB mapped by readers, folds of 250,000 events.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         StoreOptions {
             data_dir: data_dir.into(),
@@ -59,7 +59,7 @@ impl StoreOptions {
             journey: JourneyConfig::default(),
             cache_mib: 64,
             mmap_mib: 4096,
-            fold_events: 100_000,
+            fold_events: 250_000,
         }
     }
 }
@@ -162,8 +162,24 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn configure(conn: &Connection, cache_mib: u32) -> rusqlite::Result<()> {
+/// Settings every connection shares.
+fn common(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
+    // The query planner stability guarantee: a plan does not depend on the
+    // values bound. Without it (SQLite is built with STAT4), a statement
+    // whose plan could depend on a bound value is marked expired when
+    // rusqlite clears its bindings on return to the statement cache, and
+    // is parsed and planned again on every use: that was most of the cost
+    // of a consent or identity read.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
+fn configure(conn: &Connection, cache_mib: u32) -> rusqlite::Result<()> {
+    common(conn)?;
     // Every statement is prepared once per connection; the default cache of
     // 16 is smaller than the set of statements the writer uses.
     conn.set_prepared_statement_cache_capacity(64);
@@ -180,10 +196,11 @@ fn configure(conn: &Connection, cache_mib: u32) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // Ingest dirties pages all over the feature tables (keyed by HCP); a
-    // larger WAL before each checkpoint lets repeated writes of one page
-    // reach the main file once. Bounded: ~40 MiB of WAL.
-    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    // The checkpoint thread (checkpoint.rs) copies the WAL back shortly
+    // after each write; this automatic checkpoint, run by the writer inside
+    // its commit, is the backstop if it falls behind (a fold writes tens of
+    // thousands of pages at once). Bounded: ~200 MiB of WAL.
+    conn.pragma_update(None, "wal_autocheckpoint", 50_000)?;
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     Ok(())
 }
@@ -219,20 +236,9 @@ impl SqliteStore {
                 source,
             },
         )? {}
-        // PROBE: autocheckpoint
-        if let Some(v) = std::env::var_os("OG_AUTOCKPT") {
-            writer.pragma_update(None, "wal_autocheckpoint", v.to_str().unwrap_or("10000").parse::<i64>().unwrap_or(10000)).map_err(sqlite)?;
-        }
-        // PROBE: writer mmap
-        if std::env::var_os("OG_WRITER_MMAP").is_some() {
-            writer
-                .pragma_update(None, "mmap_size", i64::from(options.mmap_mib) * 1024 * 1024)
-                .map_err(sqlite)?;
-        }
         let checkpoints = Connection::open(&path).map_err(sqlite)?;
         configure(&checkpoints, 2).map_err(sqlite)?;
-        let checkpointer =
-            Checkpointer::start(checkpoints).map_err(OpenError::Thread)?;
+        let checkpointer = Checkpointer::start(checkpoints).map_err(OpenError::Thread)?;
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {
             let conn = Connection::open_with_flags(
@@ -240,7 +246,7 @@ impl SqliteStore {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(sqlite)?;
-            conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite)?;
+            common(&conn).map_err(sqlite)?;
             conn.set_prepared_statement_cache_capacity(64);
             conn.pragma_update(None, "cache_size", -(i64::from(options.cache_mib) * 1024))
                 .map_err(sqlite)?;

@@ -3,13 +3,14 @@
 //! A batch is one transaction: every event is validated first, every HCP
 //! checked, duplicates (by id: already stored, or earlier in the batch)
 //! skipped, and the new events appended to the `event` log in commit order
-//! (`seq`), with one audit entry. The per-event indexes (`event_id`,
-//! `event_hcp`) and the feature tables (`feature_channel`, `content_seen`)
-//! are not written per batch: their pages are spread over the whole file,
-//! and writing them per event cost several random pages each. Events are
-//! kept in the hot tier (`hot.rs`, in memory) until a *fold* writes them
-//! all to those tables at once, sorted by key. Readers combine the folded
-//! tables with the hot tier, so every read is exact at every moment.
+//! (`seq`), with one audit entry. The per-event indexes (by id, by HCP) and
+//! the feature tables (`feature_channel`, `content_seen`) are not written
+//! per batch: their pages are spread over the whole file, and writing them
+//! cost several random pages per event. Events stay in the hot tier
+//! (`hot.rs`, in memory) until a *fold* writes a few hundred thousand of
+//! them at once: the indexes as a new sorted run (`runs.rs`), the feature
+//! rows in key order. Readers combine the folded tables with the hot tier,
+//! so every read is exact at every moment.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::RwLock;
@@ -25,23 +26,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::db::{During, SqliteStore, corrupt, transact};
-use crate::hot::{self, ChannelRow, FoldPlan, Features, Hot, HotEvent, HotView, Marks};
+use crate::hot::{self, ChannelRow, Features, FoldPlan, Hot, HotEvent, HotView, Marks};
 use crate::window::DayRing;
 use crate::{hcp, identity, journey, runs};
-
-// PROBE
-pub(crate) mod probe {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    pub(crate) static T: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
-    pub(crate) fn now() -> u64 {
-        std::fs::read_to_string("/proc/thread-self/schedstat").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0)
-    }
-    pub(crate) struct P(u64);
-    impl P { pub(crate) fn new() -> P { P(now()) } pub(crate) fn lap(&mut self, i: usize) { let n = now(); T[i].fetch_add(n - self.0, Ordering::Relaxed); self.0 = n; } }
-    pub(crate) fn dump() -> String { let names = ["validate","canon","begin+sync","hcp","hotdedup","exists","insert","audit","commit","extend","fold","x"]; names.iter().zip(&T).map(|(n,t)| format!("{n}={:.2}s", t.load(Ordering::Relaxed) as f64/1e9)).collect::<Vec<_>>().join(" ") }
-}
-/// Probe dump.
-pub fn probe_dump() -> String { probe::dump() }
 
 /// A hot tier this many times larger than a fold means folding keeps
 /// failing: ingest then refuses batches rather than grow it without bound.
@@ -87,12 +74,16 @@ pub(crate) fn sync_hot(
     m: Marks,
     op: &'static str,
 ) -> StoreResult<()> {
-    let read = hot.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let read = hot
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if read.matches(m) && !read.filter_behind(m) {
         return Ok(());
     }
     drop(read);
-    let mut tier = hot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut tier = hot
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !tier.matches(m) {
         tier.reload(c, m, m.last).map_err(|e| e.during(op))?;
     }
@@ -118,27 +109,28 @@ pub(crate) fn fold(
     let m = hot::marks(&tx).during(OP)?;
     match slice {
         Some(n) => {
-            let mut tier = hot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let upto = m.folded.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+            let mut tier = hot
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let upto = m
+                .folded
+                .saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
             tier.reload(&tx, m, upto).map_err(|e| e.during(OP))?;
             tier.catch_up_filter(&tx, m).during(OP)?;
         }
         None => sync_hot(&tx, hot, m, OP)?,
     }
-    let probe_t = std::time::Instant::now(); // PROBE
-    let mut probe = Vec::new(); // PROBE
     let upto = {
         // Readers may go on meanwhile; only this writer changes the tier.
-        let tier = hot.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tier = hot
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if tier.last() == m.folded {
             return Ok(false);
         }
         let plan = tier.fold_plan();
-        probe.push(("plan", probe_t.elapsed())); // PROBE
         runs::add_run(&tx, &plan.ids, &plan.by_hcp).during(OP)?;
-        probe.push(("runs", probe_t.elapsed())); // PROBE
         write_features(&tx, &plan).during(OP)?;
-        probe.push(("features", probe_t.elapsed())); // PROBE
         let moved = tx
             .execute(
                 "UPDATE event_fold SET folded_seq = ?1 WHERE folded_seq = ?2",
@@ -154,8 +146,6 @@ pub(crate) fn fold(
         tier.last()
     };
     tx.commit().during(OP)?;
-    probe.push(("commit", probe_t.elapsed())); // PROBE
-    if std::env::var_os("OG_PROBE").is_some() { eprintln!("fold {} events: {:?}", upto - m.folded, probe); } // PROBE
     hot.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .folded_to(upto);
@@ -338,23 +328,27 @@ fn channel_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ChannelR
 }
 
 impl SqliteStore {
-    /// The hot events of `members` in the current read transaction's
-    /// snapshot, reading from the log whatever the hot tier does not cover.
-    /// Must be called before anything else reads in that transaction, so
-    /// that the snapshot starts while the tier is held.
+    /// The records of `hcp`'s group and their events in the hot part of
+    /// the current read transaction's snapshot, with the `seq` ranges the
+    /// hot tier does not cover (to be read from the log).
+    ///
+    /// Called before anything else reads in the transaction, so that its
+    /// snapshot starts while the tier is held: then the tier covers the
+    /// snapshot's hot part, except for a batch committed but not yet added
+    /// to the tier (any other case is still read right, from the log).
     fn hot_view(
         &self,
         c: &Connection,
         hcp: &HcpId,
         op: &'static str,
-    ) -> StoreResult<(Vec<i64>, Marks, HotView)> {
+    ) -> StoreResult<(Vec<i64>, HotView)> {
         let tier = self.hot();
         // The first read of the transaction: the snapshot starts here.
         let members = identity::group_of(c, hcp)?;
         let m = hot::marks(c).during(op)?;
         let view = tier.view(&members, m);
         drop(tier);
-        Ok((members, m, view))
+        Ok((members, view))
     }
 }
 
@@ -366,19 +360,16 @@ impl EventStore for SqliteStore {
         events: &[NewEvent],
     ) -> StoreResult<IngestReport> {
         const OP: &str = "ingest events";
-        let mut pr = probe::P::new();
         for e in events {
             e.validate().map_err(|reason| StoreError::InvalidEvent {
                 event: e.id.clone(),
                 reason,
             })?;
         }
-        pr.lap(0);
         let attributes: Vec<String> = events
             .iter()
             .map(|e| map_to_canonical_json(&e.attributes))
             .collect();
-        pr.lap(1);
         let mut conn = self.writer();
         if self.hot().len() >= FOLD_BACKLOG * self.fold_events {
             // Folding failed after the last batches; refuse this one (it
@@ -388,7 +379,6 @@ impl EventStore for SqliteStore {
         let (report, fresh) = transact(&mut conn, OP, |tx, audit| {
             let m = hot::marks(tx).during(OP)?;
             sync_hot(tx, self.hot_lock(), m, OP)?;
-            pr.lap(2);
             // Every HCP exists: known to the cache, else looked up in this
             // transaction.
             let mut nums = self
@@ -414,7 +404,6 @@ impl EventStore for SqliteStore {
                 hcp_nums.push(n);
             }
             drop(nums);
-            pr.lap(3);
             // INVARIANT: the id is the idempotency key. An event is new if
             // no earlier event of the batch, of the hot tier or of the
             // folded index has its id.
@@ -431,7 +420,6 @@ impl EventStore for SqliteStore {
                     new.push(fresh);
                 }
             }
-            pr.lap(4);
             // The filter says "maybe" for about 1% of new ids, and for
             // replays: only those are looked up.
             if !maybe_folded.is_empty() {
@@ -442,23 +430,24 @@ impl EventStore for SqliteStore {
                     }
                 }
             }
-            pr.lap(5);
             let stored: Vec<usize> = (0..events.len()).filter(|&i| new[i]).collect();
-            insert_events(tx, m.last, &stored, events, &hcp_nums, &attributes, audit.now(), batch_id)
-                .during(OP)?;
-            let mut seq = m.last;
+            insert_events(
+                tx,
+                m.last,
+                &stored,
+                events,
+                &hcp_nums,
+                &attributes,
+                audit.now(),
+                batch_id,
+            )
+            .during(OP)?;
             let mut fresh = Vec::new();
             let mut rule_hits = Vec::new();
             let mut digest = Sha256::new();
             let mut report = IngestReport::default();
-            for (((e, attrs), &n), _) in events
-                .iter()
-                .zip(&attributes)
-                .zip(&hcp_nums)
-                .zip(&new)
-                .filter(|(_, new)| **new)
-            {
-                seq += 1;
+            for (seq, &i) in (m.last + 1..).zip(&stored) {
+                let (e, attrs, n) = (&events[i], &attributes[i], hcp_nums[i]);
                 report.accepted += 1;
                 fresh.push((
                     Box::from(e.id.as_str()),
@@ -474,7 +463,12 @@ impl EventStore for SqliteStore {
                 journey::hits(&self.journey, n, e, &mut rule_hits);
                 // What the audit entry vouches for: every stored event, in
                 // batch order, one line each.
-                for part in [e.id.as_str(), e.hcp.as_str(), e.event_type.as_str(), e.channel.as_str()] {
+                for part in [
+                    e.id.as_str(),
+                    e.hcp.as_str(),
+                    e.event_type.as_str(),
+                    e.channel.as_str(),
+                ] {
                     digest.update(part.as_bytes());
                     digest.update(b"\t");
                 }
@@ -484,34 +478,32 @@ impl EventStore for SqliteStore {
                 digest.update(b"\n");
             }
             report.duplicates = events.len() - report.accepted;
-            pr.lap(6);
             // INVARIANT: a replayed batch adds nothing, not even an audit entry.
             if report.accepted > 0 {
                 let payload = json!({
                     "accepted": report.accepted, "duplicates": report.duplicates,
                     "events_sha256": hex::encode(digest.finalize()),
                 });
-                audit.append(tx, NewAuditEntry::new(actor, "events.ingest", batch_id, payload))?;
+                audit.append(
+                    tx,
+                    NewAuditEntry::new(actor, "events.ingest", batch_id, payload),
+                )?;
                 journey::apply(tx, audit, actor, &self.journey, &rule_hits)?;
             }
-            pr.lap(7);
             Ok((report, fresh))
         })?;
-        pr.lap(8);
         self.committed();
         // Committed: the hot tier learns of the batch before any other
         // write (this thread still holds the write connection).
         if !fresh.is_empty() {
             self.hot_mut().extend(fresh);
         }
-        pr.lap(9);
         if self.hot().len() >= self.fold_events {
             // The batch is stored whatever happens here; a failed fold is
             // retried after the next batch (and refuses batches once the
             // backlog is too long, see above).
             let _ = fold(&mut conn, self.hot_lock(), None);
             self.committed();
-            pr.lap(10);
         }
         Ok(report)
     }
@@ -519,7 +511,7 @@ impl EventStore for SqliteStore {
     fn events_of(&self, hcp: &HcpId) -> StoreResult<Vec<Event>> {
         const OP: &str = "read events";
         self.read(OP, |c| {
-            let (members, _, view) = self.hot_view(c, hcp, OP)?;
+            let (members, view) = self.hot_view(c, hcp, OP)?;
             let ids = identity::ids_of(c, &members)?;
             let row = |r: &rusqlite::Row<'_>| {
                 Ok((
@@ -545,7 +537,9 @@ impl EventStore for SqliteStore {
                 .during(OP)?;
             for &(from, to) in &view.missing {
                 for r in scan
-                    .query_map([from, to], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(0)?)))
+                    .query_map([from, to], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(0)?))
+                    })
                     .during(OP)?
                 {
                     let (n, seq) = r.during(OP)?;
@@ -607,7 +601,7 @@ impl EventStore for SqliteStore {
     fn features(&self, hcp: &HcpId, now: UnixMillis) -> StoreResult<EngagementStats> {
         const OP: &str = "read features";
         self.read(OP, |c| {
-            let (members, _, view) = self.hot_view(c, hcp, OP)?;
+            let (members, view) = self.hot_view(c, hcp, OP)?;
             let mut hot = view.events;
             for &(from, to) in &view.missing {
                 for r in hot::scan_log(c, from, to).map_err(|e| e.during(OP))? {
@@ -653,7 +647,11 @@ fn read_features(
         while let Some(r) = stored.next().during(OP)? {
             rows.insert(r.get(7).during(OP)?, channel_row_at(r, 0).during(OP)?);
         }
-        for (&(_, ch), d) in delta.channels.range((num, "")..).take_while(|((n, _), _)| *n == num) {
+        for (&(_, ch), d) in delta
+            .channels
+            .range((num, "")..)
+            .take_while(|((n, _), _)| *n == num)
+        {
             rows.entry(ch.to_owned()).or_default().apply(d);
         }
         for (ch, row) in rows {

@@ -97,10 +97,7 @@ impl IdFilter {
     /// Adds an id.
     pub(crate) fn insert(&mut self, id: &str) {
         let h = self.hasher.hash_one(id);
-        let full = self
-            .layers
-            .last()
-            .is_none_or(|l| l.len >= l.capacity);
+        let full = self.layers.last().is_none_or(|l| l.len >= l.capacity);
         if full {
             let capacity = self.layers.last().map_or(0, |l| l.capacity * 4);
             self.layers.push(Layer::new(capacity));

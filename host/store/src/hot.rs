@@ -3,17 +3,19 @@
 //!
 //! Ingest appends events to the `event` log (ordered by `seq`, so a batch
 //! writes a few consecutive pages) and records them here; it does not touch
-//! the per-event indexes (`event_id`, `event_hcp`) nor the feature tables,
-//! whose pages are spread over the whole file. A *fold* moves everything in
-//! this tier into those tables in one transaction, sorted by key, so that
-//! each page is written once per fold rather than once per event. The
-//! `event_fold` row says up to which `seq` the tables are complete.
+//! the folded indexes (`event_id_run`, `event_hcp_run`, see `runs.rs`) nor
+//! the feature tables, whose pages are spread over the whole file. A *fold*
+//! moves everything in this tier into those tables in one transaction,
+//! sorted by key, so that each page is written once per fold rather than
+//! once per event. The `event_fold` row says up to which `seq` the tables
+//! are complete.
 //!
 //! This tier is a cache of the log, never the only copy: it covers the
 //! `seq` range `(folded, last]`, is rebuilt from the log when that range does
 //! not match the file (at open, after another process wrote, after a panic),
-//! and readers fill any part of the range they need and it does not cover
-//! from the log itself.
+//! and readers read any part of the range they need that it does not cover
+//! from the log itself. It also keeps the filter of folded ids
+//! (`filter.rs`) that lets ingest skip looking most new ids up.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -115,8 +117,8 @@ impl Hot {
     }
 
     /// Adds to the filter the ids folded since it was last updated (all of
-    /// them at first, from `event_id`; else from the log), so that it
-    /// holds every id with `seq <= m.folded`.
+    /// them at first, from the runs; else from the log), so that it holds
+    /// every id with `seq <= m.folded`.
     pub(crate) fn catch_up_filter(&mut self, c: &Connection, m: Marks) -> rusqlite::Result<()> {
         if self.filter_mark >= m.folded {
             return Ok(());
@@ -246,8 +248,11 @@ impl Hot {
     pub(crate) fn fold_plan(&self) -> FoldPlan<'_> {
         let mut ids: Vec<(&str, i64)> = self.ids.iter().map(|(k, &v)| (&**k, v)).collect();
         ids.sort_unstable();
-        let mut hcps: Vec<(i64, &[HotEvent])> =
-            self.by_hcp.iter().map(|(&n, e)| (n, e.as_slice())).collect();
+        let mut hcps: Vec<(i64, &[HotEvent])> = self
+            .by_hcp
+            .iter()
+            .map(|(&n, e)| (n, e.as_slice()))
+            .collect();
         hcps.sort_unstable_by_key(|&(n, _)| n);
         let mut plan = FoldPlan {
             ids,
@@ -488,11 +493,23 @@ mod tests {
     #[test]
     fn a_view_of_a_covered_snapshot_needs_no_log_reads() {
         let h = hot(10, &[11, 12, 13]);
-        let v = h.view(&[7], Marks { folded: 10, last: 13 });
+        let v = h.view(
+            &[7],
+            Marks {
+                folded: 10,
+                last: 13,
+            },
+        );
         assert_eq!(v.events.len(), 3);
         assert!(v.missing.is_empty());
         // An older snapshot sees only its own events.
-        let v = h.view(&[7], Marks { folded: 10, last: 12 });
+        let v = h.view(
+            &[7],
+            Marks {
+                folded: 10,
+                last: 12,
+            },
+        );
         assert_eq!(v.events.len(), 2);
         assert!(v.missing.is_empty());
     }
@@ -501,21 +518,45 @@ mod tests {
     fn a_view_names_the_ranges_it_does_not_cover() {
         let h = hot(10, &[11, 12]);
         // Committed after this tier was updated.
-        let v = h.view(&[7], Marks { folded: 10, last: 15 });
+        let v = h.view(
+            &[7],
+            Marks {
+                folded: 10,
+                last: 15,
+            },
+        );
         assert_eq!(v.missing, [(12, 15)]);
         // Folded by another process up to 11, then more written.
-        let v = h.view(&[7], Marks { folded: 11, last: 15 });
+        let v = h.view(
+            &[7],
+            Marks {
+                folded: 11,
+                last: 15,
+            },
+        );
         assert_eq!(v.events.len(), 1);
         assert_eq!(v.missing, [(12, 15)]);
         // A snapshot older than this tier's fold.
         let h = hot(20, &[21]);
-        let v = h.view(&[7], Marks { folded: 10, last: 21 });
+        let v = h.view(
+            &[7],
+            Marks {
+                folded: 10,
+                last: 21,
+            },
+        );
         assert_eq!(v.missing, [(10, 20)]);
         assert_eq!(v.events.len(), 1);
         // An invalid tier covers nothing.
         let mut h = hot(10, &[11]);
         h.invalidate();
-        let v = h.view(&[7], Marks { folded: 10, last: 11 });
+        let v = h.view(
+            &[7],
+            Marks {
+                folded: 10,
+                last: 11,
+            },
+        );
         assert!(v.events.is_empty());
         assert_eq!(v.missing, [(10, 11)]);
     }

@@ -51,7 +51,6 @@ mod runs;
 mod window;
 
 pub use db::{OpenError, SqliteStore, StoreOptions};
-pub use events::probe_dump;
 pub use migrate::MIGRATIONS;
 
 // INVARIANT: the SQLite backend is a complete `Store`, usable as

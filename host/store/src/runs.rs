@@ -66,24 +66,6 @@ fn bad_chunk() -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, "run chunk".into(), rusqlite::types::Type::Blob)
 }
 
-/// `(id, seq)` pairs of a chunk.
-fn decode_ids(mut buf: &[u8]) -> rusqlite::Result<Vec<(String, i64)>> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let len = varint(&mut buf).ok_or_else(bad_chunk)?;
-        let len = usize::try_from(len).map_err(|_| bad_chunk())?;
-        if len > buf.len() {
-            return Err(bad_chunk());
-        }
-        let (id, rest) = buf.split_at(len);
-        buf = rest;
-        let id = std::str::from_utf8(id).map_err(|_| bad_chunk())?;
-        let seq = varint(&mut buf).ok_or_else(bad_chunk)?;
-        out.push((id.to_owned(), i64::try_from(seq).map_err(|_| bad_chunk())?));
-    }
-    Ok(out)
-}
-
 /// The ids of a chunk, without copying them.
 pub(crate) fn chunk_ids(mut buf: &[u8]) -> rusqlite::Result<Vec<&str>> {
     let mut out = Vec::with_capacity(IDS_PER_CHUNK);
@@ -129,7 +111,8 @@ struct IdWriter<'c> {
     stmt: rusqlite::CachedStatement<'c>,
     run: i64,
     chunk: Vec<u8>,
-    last: String,
+    /// The greatest id so far, the chunk's key.
+    last: Vec<u8>,
     n: usize,
 }
 
@@ -141,17 +124,18 @@ impl<'c> IdWriter<'c> {
             )?,
             run,
             chunk: Vec::with_capacity(CHUNK_BYTES + 160),
-            last: String::new(),
+            last: Vec::new(),
             n: 0,
         })
     }
 
-    fn push(&mut self, id: &str, seq: i64) -> rusqlite::Result<()> {
+    /// Adds an id (the bytes of a `str`, from a chunk or a batch).
+    fn push(&mut self, id: &[u8], seq: i64) -> rusqlite::Result<()> {
         put_varint(&mut self.chunk, id.len() as u64);
-        self.chunk.extend_from_slice(id.as_bytes());
+        self.chunk.extend_from_slice(id);
         put_varint(&mut self.chunk, seq.unsigned_abs());
         self.last.clear();
-        self.last.push_str(id);
+        self.last.extend_from_slice(id);
         self.n += 1;
         if self.chunk.len() >= CHUNK_BYTES {
             self.flush()?;
@@ -161,8 +145,10 @@ impl<'c> IdWriter<'c> {
 
     fn flush(&mut self) -> rusqlite::Result<()> {
         if self.n > 0 {
-            self.stmt
-                .execute(params![self.run, self.last, self.chunk])?;
+            // The bytes came from `str`s: valid UTF-8, stored as TEXT so
+            // that chunks compare with ids.
+            let last = std::str::from_utf8(&self.last).map_err(|_| bad_chunk())?;
+            self.stmt.execute(params![self.run, last, self.chunk])?;
             self.chunk.clear();
             self.n = 0;
         }
@@ -170,8 +156,17 @@ impl<'c> IdWriter<'c> {
     }
 }
 
+/// Runs merged at once: four runs of one size class become one of the
+/// next, so each event is copied about `log4(N / fold size)` times.
+const MERGE_WIDTH: usize = 4;
+
+/// The size class of a run: its event count's base-4 logarithm.
+fn level(events: i64) -> u32 {
+    (63 - events.max(1).leading_zeros()) / 2
+}
+
 /// Adds a run of `ids` (sorted by id) and `by_hcp` (sorted by HCP key, then
-/// `seq`), then merges runs until no two newest ones are of similar size.
+/// `seq`), then merges runs while four are in one size class.
 pub(crate) fn add_run(
     tx: &Connection,
     ids: &[(&str, i64)],
@@ -183,11 +178,11 @@ pub(crate) fn add_run(
     let run = next_run(tx)?;
     let mut w = IdWriter::new(tx, run)?;
     for &(id, seq) in ids {
-        w.push(id, seq)?;
+        w.push(id.as_bytes(), seq)?;
     }
     w.flush()?;
-    let mut stmt = tx
-        .prepare_cached("INSERT INTO event_hcp_run (run, hcp_num, seqs) VALUES (?1, ?2, ?3)")?;
+    let mut stmt =
+        tx.prepare_cached("INSERT INTO event_hcp_run (run, hcp_num, seqs) VALUES (?1, ?2, ?3)")?;
     for group in by_hcp.chunk_by(|a, b| a.0 == b.0) {
         let seqs: Vec<i64> = group.iter().map(|&(_, s)| s).collect();
         stmt.execute(params![run, group[0].0, encode_seqs(&seqs)])?;
@@ -196,11 +191,13 @@ pub(crate) fn add_run(
         .execute(params![run, ids.len() as i64])?;
     loop {
         let all = runs(tx)?;
-        match all.as_slice() {
-            [.., older, newer] if older.events <= 2 * newer.events => {
-                merge(tx, *older, *newer)?;
-            }
-            _ => return Ok(()),
+        let mut by_level: std::collections::BTreeMap<u32, Vec<Run>> = Default::default();
+        for r in all {
+            by_level.entry(level(r.events)).or_default().push(r);
+        }
+        match by_level.into_values().find(|rs| rs.len() >= MERGE_WIDTH) {
+            Some(rs) => merge(tx, &rs[..MERGE_WIDTH])?,
+            None => return Ok(()),
         }
     }
 }
@@ -211,115 +208,146 @@ fn next_run(tx: &Connection) -> rusqlite::Result<i64> {
     })
 }
 
-/// Merges two runs into a new one, streaming both in key order.
-fn merge(tx: &Connection, a: Run, b: Run) -> rusqlite::Result<()> {
-    let t0 = std::time::Instant::now(); // PROBE
-    let run = next_run(tx)?;
-    {
-        let mut sa = tx.prepare("SELECT chunk FROM event_id_run WHERE run = ?1 ORDER BY last_id")?;
-        let mut sb = tx.prepare("SELECT chunk FROM event_id_run WHERE run = ?1 ORDER BY last_id")?;
-        let mut ra = sa.query([a.run])?;
-        let mut rb = sb.query([b.run])?;
-        let next = |rows: &mut rusqlite::Rows<'_>| -> rusqlite::Result<Vec<(String, i64)>> {
-            Ok(match rows.next()? {
-                Some(r) => decode_ids(r.get_ref(0)?.as_blob()?)?,
-                None => Vec::new(),
-            })
-        };
-        let (mut ca, mut cb) = (next(&mut ra)?.into_iter(), next(&mut rb)?.into_iter());
-        let (mut xa, mut xb) = (ca.next(), cb.next());
-        let mut w = IdWriter::new(tx, run)?;
+/// One run's chunks of ids, read in key order, one chunk copied at a time.
+struct IdSource<'s> {
+    rows: rusqlite::Rows<'s>,
+    chunk: Vec<u8>,
+    pos: usize,
+    /// The current entry: its id's byte range in `chunk`, and its `seq`.
+    current: Option<(std::ops::Range<usize>, i64)>,
+}
+
+impl IdSource<'_> {
+    fn advance(&mut self) -> rusqlite::Result<()> {
         loop {
-            let take_a = match (&xa, &xb) {
-                (Some(x), Some(y)) => x.0 <= y.0,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            if take_a {
-                if let Some((id, seq)) = xa.take() {
-                    w.push(&id, seq)?;
+            if self.pos < self.chunk.len() {
+                let mut buf = &self.chunk[self.pos..];
+                let before = buf.len();
+                let len = varint(&mut buf).ok_or_else(bad_chunk)?;
+                let len = usize::try_from(len).map_err(|_| bad_chunk())?;
+                let start = self.pos + (before - buf.len());
+                if len > buf.len() {
+                    return Err(bad_chunk());
                 }
-                xa = ca.next();
-                if xa.is_none() {
-                    ca = next(&mut ra)?.into_iter();
-                    xa = ca.next();
+                buf = &buf[len..];
+                let seq = varint(&mut buf).ok_or_else(bad_chunk)?;
+                self.pos = self.chunk.len() - buf.len();
+                self.current = Some((
+                    start..start + len,
+                    i64::try_from(seq).map_err(|_| bad_chunk())?,
+                ));
+                return Ok(());
+            }
+            match self.rows.next()? {
+                Some(r) => {
+                    self.chunk.clear();
+                    self.chunk.extend_from_slice(r.get_ref(0)?.as_blob()?);
+                    self.pos = 0;
                 }
-            } else {
-                if let Some((id, seq)) = xb.take() {
-                    w.push(&id, seq)?;
-                }
-                xb = cb.next();
-                if xb.is_none() {
-                    cb = next(&mut rb)?.into_iter();
-                    xb = cb.next();
+                None => {
+                    self.current = None;
+                    return Ok(());
                 }
             }
         }
+    }
+
+    fn id(&self) -> Option<&[u8]> {
+        self.current.as_ref().map(|(r, _)| &self.chunk[r.clone()])
+    }
+}
+
+/// Merges runs into a new one, streaming them in key order.
+fn merge(tx: &Connection, old: &[Run]) -> rusqlite::Result<()> {
+    let run = next_run(tx)?;
+    {
+        let mut stmts = old
+            .iter()
+            .map(|_| tx.prepare("SELECT chunk FROM event_id_run WHERE run = ?1 ORDER BY last_id"))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut sources = Vec::with_capacity(old.len());
+        for (stmt, r) in stmts.iter_mut().zip(old) {
+            let mut s = IdSource {
+                rows: stmt.query([r.run])?,
+                chunk: Vec::new(),
+                pos: 0,
+                current: None,
+            };
+            s.advance()?;
+            sources.push(s);
+        }
+        let mut w = IdWriter::new(tx, run)?;
+        loop {
+            // The smallest current id (ids are unique across runs).
+            let mut min: Option<usize> = None;
+            for (i, s) in sources.iter().enumerate() {
+                if let Some(id) = s.id()
+                    && min
+                        .and_then(|m| sources[m].id())
+                        .is_none_or(|best| id < best)
+                {
+                    min = Some(i);
+                }
+            }
+            let Some(i) = min else { break };
+            let s = &mut sources[i];
+            if let Some((range, seq)) = s.current.clone() {
+                w.push(&s.chunk[range], seq)?;
+            }
+            s.advance()?;
+        }
         w.flush()?;
     }
-    let t1 = t0.elapsed(); // PROBE
     {
-        let mut sa =
-            tx.prepare("SELECT hcp_num, seqs FROM event_hcp_run WHERE run = ?1 ORDER BY hcp_num")?;
-        let mut sb =
-            tx.prepare("SELECT hcp_num, seqs FROM event_hcp_run WHERE run = ?1 ORDER BY hcp_num")?;
-        let mut ra = sa.query([a.run])?;
-        let mut rb = sb.query([b.run])?;
+        let mut stmts = old
+            .iter()
+            .map(|_| {
+                tx.prepare(
+                    "SELECT hcp_num, seqs FROM event_hcp_run WHERE run = ?1 ORDER BY hcp_num",
+                )
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut rows = Vec::with_capacity(old.len());
+        for (stmt, r) in stmts.iter_mut().zip(old) {
+            rows.push(stmt.query([r.run])?);
+        }
         let next = |rows: &mut rusqlite::Rows<'_>| -> rusqlite::Result<Option<(i64, Vec<i64>)>> {
             Ok(match rows.next()? {
                 Some(r) => Some((r.get(0)?, decode_seqs(r.get_ref(1)?.as_blob()?)?)),
                 None => None,
             })
         };
+        let mut current = rows
+            .iter_mut()
+            .map(next)
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut insert = tx
             .prepare_cached("INSERT INTO event_hcp_run (run, hcp_num, seqs) VALUES (?1, ?2, ?3)")?;
-        let (mut xa, mut xb) = (next(&mut ra)?, next(&mut rb)?);
-        loop {
-            let row = match (xa.take(), xb.take()) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
-                    let mut seqs = x.1;
-                    seqs.extend(y.1);
-                    seqs.sort_unstable();
-                    xa = next(&mut ra)?;
-                    xb = next(&mut rb)?;
-                    (x.0, seqs)
+        while let Some(hcp) = current.iter().flatten().map(|(h, _)| *h).min() {
+            let mut seqs = Vec::new();
+            for (c, r) in current.iter_mut().zip(rows.iter_mut()) {
+                if c.as_ref().is_some_and(|(h, _)| *h == hcp) {
+                    if let Some((_, s)) = c.take() {
+                        seqs.extend(s);
+                    }
+                    *c = next(r)?;
                 }
-                (Some(x), Some(y)) if x.0 < y.0 => {
-                    xb = Some(y);
-                    xa = next(&mut ra)?;
-                    x
-                }
-                (Some(x), Some(y)) => {
-                    xa = Some(x);
-                    xb = next(&mut rb)?;
-                    y
-                }
-                (Some(x), None) => {
-                    xa = next(&mut ra)?;
-                    x
-                }
-                (None, Some(y)) => {
-                    xb = next(&mut rb)?;
-                    y
-                }
-                (None, None) => break,
-            };
-            insert.execute(params![run, row.0, encode_seqs(&row.1)])?;
+            }
+            seqs.sort_unstable();
+            insert.execute(params![run, hcp, encode_seqs(&seqs)])?;
         }
     }
-    let t2 = t0.elapsed(); // PROBE
-    for old in [a.run, b.run] {
+    for r in old {
         tx.prepare_cached("DELETE FROM event_id_run WHERE run = ?1")?
-            .execute([old])?;
+            .execute([r.run])?;
         tx.prepare_cached("DELETE FROM event_hcp_run WHERE run = ?1")?
-            .execute([old])?;
+            .execute([r.run])?;
         tx.prepare_cached("DELETE FROM event_run WHERE run = ?1")?
-            .execute([old])?;
+            .execute([r.run])?;
     }
+    let events: i64 = old.iter().map(|r| r.events).sum();
     tx.prepare_cached("INSERT INTO event_run (run, events) VALUES (?1, ?2)")?
-        .execute(params![run, a.events + b.events])?;
-    if std::env::var_os("OG_PROBE").is_some() { eprintln!("merge {}+{}: ids {:?} hcp {:?} total {:?}", a.events, b.events, t1, t2, t0.elapsed()); } // PROBE
+        .execute(params![run, events])?;
     Ok(())
 }
 
@@ -329,9 +357,11 @@ pub(crate) fn contains_id(c: &Connection, runs: &[Run], id: &str) -> rusqlite::R
         "SELECT chunk FROM event_id_run WHERE run = ?1 AND last_id >= ?2 ORDER BY last_id LIMIT 1",
     )?;
     for r in runs {
-        let chunk: Option<Vec<u8>> = stmt.query_row(params![r.run, id], |r| r.get(0)).optional()?;
+        let chunk: Option<Vec<u8>> = stmt
+            .query_row(params![r.run, id], |r| r.get(0))
+            .optional()?;
         if let Some(chunk) = chunk
-            && decode_ids(&chunk)?.iter().any(|(x, _)| x == id)
+            && chunk_ids(&chunk)?.contains(&id)
         {
             return Ok(true);
         }
@@ -384,18 +414,22 @@ mod tests {
     }
 
     #[test]
-    fn runs_of_similar_size_merge_and_every_id_and_timeline_stays_findable() {
+    fn runs_of_one_size_class_merge_and_every_id_and_timeline_stays_findable() {
         let c = db();
         let mut end = 1;
-        for size in [300, 300, 100, 50, 400, 1000, 7] {
+        for size in [300, 300, 100, 50, 400, 1000, 7, 300, 300, 300, 40, 350] {
             fold(&c, end, end + size);
             end += size;
         }
         let all = runs(&c).unwrap();
-        // Sizes decrease by more than half from oldest to newest.
-        for w in all.windows(2) {
-            assert!(w[0].events > 2 * w[1].events, "{all:?}");
+        // Fewer than four runs per size class, and merges happened.
+        for l in 0..32 {
+            assert!(
+                all.iter().filter(|r| level(r.events) == l).count() < 4,
+                "{all:?}"
+            );
         }
+        assert!(all.len() < 12, "{all:?}");
         assert_eq!(all.iter().map(|r| r.events).sum::<i64>(), end - 1);
         for s in 1..end {
             assert!(contains_id(&c, &all, &format!("e{s}")).unwrap(), "e{s}");
@@ -415,6 +449,6 @@ mod tests {
     fn seqs_and_varints_round_trip() {
         let seqs = [1, 2, 130, 20_000, 1 << 40];
         assert_eq!(decode_seqs(&encode_seqs(&seqs)).unwrap(), seqs);
-        assert!(decode_ids(&[5, b'a']).is_err());
+        assert!(chunk_ids(&[5, b'a']).is_err());
     }
 }

@@ -8,10 +8,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use omnigate_core::store::AuditStore;
+use omnigate_core::store::{AuditStore, EventStore};
 use omnigate_store::{SqliteStore, StoreOptions};
 
 const BATCH: i64 = 400;
+/// The writer folds its hot tier every 1,000 events (every third batch or
+/// so), so that kills land inside folds too.
+const FOLD: i64 = 1_000;
 
 /// Runs the writer until it acknowledged `min_acks` batches, kills it with
 /// SIGKILL, and returns every batch id it acknowledged and whether the kill
@@ -22,6 +25,7 @@ fn run_and_kill(dir: &std::path::Path, first: u64, min_acks: usize) -> (BTreeSet
             dir.to_str().unwrap(),
             &first.to_string(),
             &BATCH.to_string(),
+            &FOLD.to_string(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -98,7 +102,10 @@ fn a_writer_killed_mid_batch_loses_no_acknowledged_batch_and_leaves_no_half_batc
             "{unacked} batches stored without acknowledgement"
         );
 
-        // Features and audit moved in the same transactions as the events.
+        // The audit moved in the same transactions as the events; the
+        // features and indexes match them (opening folds whatever the
+        // killed writer had not folded yet, whether it died in a batch or
+        // in a fold).
         let events: i64 = raw
             .query_row("SELECT count(*) FROM event", [], |r| r.get(0))
             .unwrap();
@@ -106,6 +113,11 @@ fn a_writer_killed_mid_batch_loses_no_acknowledged_batch_and_leaves_no_half_batc
             .query_row("SELECT sum(sends) FROM feature_channel", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sends, events);
+        let indexed: i64 = raw
+            .query_row("SELECT sum(events) FROM event_run", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, events);
+        assert_eq!(store.event_count().unwrap(), events as u64);
         let ingests: i64 = raw
             .query_row(
                 "SELECT count(*) FROM audit_log WHERE action = 'events.ingest'",

@@ -3,8 +3,11 @@
 //! `committed <batch-id>` after its commit, until killed.
 //!
 //! ```text
-//! store-writer <data-dir> <first-batch-number> <events-per-batch>
+//! store-writer <data-dir> <first-batch-number> <events-per-batch> [<fold-events>]
 //! ```
+//!
+//! With `<fold-events>`, the store folds its hot tier that often, so that
+//! kills also land inside folds.
 
 use std::io::Write;
 
@@ -17,14 +20,23 @@ const HCPS: usize = 200;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, dir, first, size] = args.as_slice() else {
-        return Err(
-            "usage: store-writer <data-dir> <first-batch-number> <events-per-batch>".into(),
-        );
+    let (dir, first, size, fold) = match args.as_slice() {
+        [_, dir, first, size] => (dir, first, size, None),
+        [_, dir, first, size, fold] => (dir, first, size, Some(fold)),
+        _ => {
+            return Err(
+                "usage: store-writer <data-dir> <first-batch-number> <events-per-batch> [<fold-events>]"
+                    .into(),
+            );
+        }
     };
     let first: u64 = first.parse()?;
     let size: usize = size.parse()?;
-    let store = SqliteStore::open(StoreOptions::new(dir))?;
+    let mut options = StoreOptions::new(dir);
+    if let Some(fold) = fold {
+        options.fold_events = fold.parse()?;
+    }
+    let store = SqliteStore::open(options)?;
     let profiles = (0..HCPS)
         .map(|i| {
             Ok(HcpProfile::new(
