@@ -746,3 +746,54 @@ fn finding(
         reference: meta.reference.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every position where one of `atoms` starts or ends in `t`.
+    fn positions(t: &str, atoms: &[&str], end: bool) -> Vec<usize> {
+        let mut out: Vec<usize> = atoms
+            .iter()
+            .flat_map(|a| t.match_indices(a).map(|(i, m)| if end { i + m.len() } else { i }))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn searches_from_atoms_find_what_a_whole_text_search_finds() {
+        let texts = [
+            "62% vs 41% on placebo, 3.5 % and 100%% and %5 and 7.%",
+            "a 2.5-fold higher and 3 times more, 10 fold less; 4fold better",
+            "p<0.05 and p = .01, p<0.001 [2] p< .5 xp<0.3",
+        ];
+        let cases: [(&str, &[&str], bool); 3] = [
+            (r"[0-9]+(\.[0-9]+)?[ \n]?%", &["%"], true),
+            (
+                r"(?-u:\b)[0-9]+(\.[0-9]+)?[- ]?(fold|times) (more|higher|less|better)(?-u:\b)",
+                &["fold more", "fold higher", "fold less", "fold better", "times more"],
+                true,
+            ),
+            (r"(?-u:\b)p[ \n]?[<=≤][ \n]?0?\.[0-9]+", &["p<", "p=", "p <", "p =", "p< "], false),
+        ];
+        for (pattern, atoms, end) in cases {
+            let whole = regex::Regex::new(pattern).unwrap();
+            for t in texts {
+                let expected: Vec<Range<usize>> = whole.find_iter(t).map(|m| m.range()).collect();
+                let mut got = Vec::new();
+                let at = positions(t, atoms, end);
+                if end {
+                    let re = dfa::regex::Regex::new(pattern).unwrap();
+                    assert!(from_ends(t, &re, &at, 0, &mut got));
+                } else {
+                    let re = meta::Regex::new(pattern).unwrap();
+                    from_starts(t, &re, &at, 0, &mut got);
+                }
+                let got: Vec<Range<usize>> = got.into_iter().map(|(_, r)| r).collect();
+                assert_eq!(got, expected, "{pattern} in {t}");
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::audit::AuditWriter;
 use crate::db::{During, SqliteStore};
-use crate::hcp;
+use crate::{hcp, identity};
 
 const OP: &str = "update journey stages";
 
@@ -141,53 +141,79 @@ pub(crate) fn apply(
     Ok(())
 }
 
+/// One record's moves on a brand's ladder, in order.
+fn history_of(c: &Connection, n: i64, brand: &str) -> StoreResult<Vec<JourneyTransition>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT from_stage, to_stage, cause, event_id, at FROM journey_transition
+             WHERE hcp_num = ?1 AND brand = ?2 ORDER BY id",
+        )
+        .during(OP)?;
+    let rows = stmt
+        .query_map(params![n, brand], |r| {
+            Ok(JourneyTransition {
+                brand: brand.to_owned(),
+                from: r.get(0)?,
+                to: r.get(1)?,
+                cause: r.get(2)?,
+                event: r.get(3)?,
+                at: r.get(4)?,
+            })
+        })
+        .during(OP)?;
+    rows.collect::<rusqlite::Result<_>>().during(OP)
+}
+
 impl JourneyStore for SqliteStore {
     fn journey_stage(&self, hcp: &HcpId, brand: &str) -> StoreResult<Option<String>> {
+        // A merged group is one HCP: its stage is the furthest any of its
+        // records reached.
         self.read("read a journey stage", |c| {
-            let n = hcp::num(c, hcp)
-                .during(OP)?
-                .ok_or_else(|| StoreError::UnknownHcp(hcp.clone()))?;
-            current(c, n, brand).during(OP)
+            let mut best: Option<String> = None;
+            for n in identity::group_of(c, hcp)? {
+                if let Some(stage) = current(c, n, brand).during(OP)? {
+                    let better = match &best {
+                        None => true,
+                        Some(b) => self.journey.rank(&stage) > self.journey.rank(b),
+                    };
+                    if better {
+                        best = Some(stage);
+                    }
+                }
+            }
+            Ok(best)
         })
     }
 
     fn journey_history(&self, hcp: &HcpId, brand: &str) -> StoreResult<Vec<JourneyTransition>> {
         self.read("read journey history", |c| {
-            let n = hcp::num(c, hcp)
-                .during(OP)?
-                .ok_or_else(|| StoreError::UnknownHcp(hcp.clone()))?;
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT from_stage, to_stage, cause, event_id, at FROM journey_transition
-                     WHERE hcp_num = ?1 AND brand = ?2 ORDER BY id",
-                )
-                .during(OP)?;
-            let rows = stmt
-                .query_map(params![n, brand], |r| {
-                    Ok(JourneyTransition {
-                        brand: brand.to_owned(),
-                        from: r.get(0)?,
-                        to: r.get(1)?,
-                        cause: r.get(2)?,
-                        event: r.get(3)?,
-                        at: r.get(4)?,
-                    })
-                })
-                .during(OP)?;
-            rows.collect::<rusqlite::Result<_>>().during(OP)
+            let mut all: Vec<JourneyTransition> = Vec::new();
+            for n in identity::group_of(c, hcp)? {
+                all.extend(history_of(c, n, brand)?);
+            }
+            // Each record's moves are in order; the group's by time.
+            all.sort_by_key(|t| t.at);
+            Ok(all)
         })
     }
 
     fn journey_brands(&self, hcp: &HcpId) -> StoreResult<Vec<String>> {
         self.read("read journey brands", |c| {
-            let n = hcp::num(c, hcp)
-                .during(OP)?
-                .ok_or_else(|| StoreError::UnknownHcp(hcp.clone()))?;
-            let mut stmt = c
-                .prepare_cached("SELECT brand FROM journey_stage WHERE hcp_num = ?1 ORDER BY brand")
-                .during(OP)?;
-            let rows = stmt.query_map([n], |r| r.get(0)).during(OP)?;
-            rows.collect::<rusqlite::Result<_>>().during(OP)
+            let mut brands: Vec<String> = Vec::new();
+            for n in identity::group_of(c, hcp)? {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT brand FROM journey_stage WHERE hcp_num = ?1 ORDER BY brand",
+                    )
+                    .during(OP)?;
+                let rows = stmt.query_map([n], |r| r.get(0)).during(OP)?;
+                for b in rows {
+                    brands.push(b.during(OP)?);
+                }
+            }
+            brands.sort();
+            brands.dedup();
+            Ok(brands)
         })
     }
 

@@ -180,3 +180,45 @@ fn a_snapshot_combines_the_profile_features_and_journey_stage() {
     assert_eq!(snap.engagement.unwrap().channels[0].clicks, 2);
     assert!(!format!("{:?}", p).contains("clinic.example"));
 }
+
+#[test]
+fn a_merged_group_has_one_journey_the_furthest_stage_its_records_reached() {
+    use omnigate_core::store::IdentityStore;
+    let s = with_hcps(2);
+    s.set_journey_stage(
+        "rep",
+        &id("h1"),
+        "cardiozen",
+        "interest",
+        "asked about dosing",
+    )
+    .unwrap();
+    s.set_journey_stage(
+        "rep",
+        &id("h2"),
+        "cardiozen",
+        "consideration",
+        "trial started",
+    )
+    .unwrap();
+    let merge = s
+        .merge_hcps("crm", &id("h1"), &id("h2"), "same NPI")
+        .unwrap();
+    for who in ["h1", "h2"] {
+        assert_eq!(
+            s.journey_stage(&id(who), "cardiozen").unwrap().as_deref(),
+            Some("consideration")
+        );
+        assert_eq!(s.journey_history(&id(who), "cardiozen").unwrap().len(), 2);
+        assert_eq!(
+            s.journey_brands(&id(who)).unwrap(),
+            vec!["cardiozen".to_owned()]
+        );
+    }
+    s.unmerge_hcps("crm", merge, "different people").unwrap();
+    assert_eq!(
+        s.journey_stage(&id("h1"), "cardiozen").unwrap().as_deref(),
+        Some("interest")
+    );
+    assert_eq!(s.journey_history(&id("h1"), "cardiozen").unwrap().len(), 1);
+}
