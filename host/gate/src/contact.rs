@@ -353,7 +353,8 @@ pub(crate) fn caps(
                     .channels
                     .iter()
                     .filter(|c| on(c.channel) && !counted_from_ledger(c.channel))
-                    .filter_map(|c| c.last_touch_at)
+                    // Features give the last touch in Unix seconds.
+                    .filter_map(|c| c.last_touch_at.map(|secs| secs.saturating_mul(1000)))
                     .filter(|t| (s.at - t).abs() < g)
                     .max();
                 let near = ledger_near.max(event_last);

@@ -42,6 +42,7 @@
 
 mod contact;
 pub mod egress;
+pub mod fixtures;
 pub mod render;
 mod request;
 

@@ -369,6 +369,19 @@ fn atoms(source: &str) -> Option<Atoms> {
     best
 }
 
+/// A search from where matches end: forward and reverse DFAs, when they
+/// build under the limit.
+fn end_search(source: &str, limit: usize) -> Search {
+    dfa::regex::Builder::new()
+        .dense(
+            dense::Config::new()
+                .dfa_size_limit(Some(limit))
+                .determinize_size_limit(Some(limit)),
+        )
+        .build(source)
+        .map_or(Search::Whole, Search::End)
+}
+
 /// The literals of the automaton, each once, with what they stand for.
 #[derive(Default)]
 struct Literals {
@@ -442,17 +455,16 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
             };
             let at = regexes.len();
             let source = rewrite(&p.source);
-            let mut search = Search::Whole;
-            match atoms(&source) {
+            // Built like `re`, which compiled under the same limits; if
+            // these did not build, the pattern would run over the whole
+            // text instead.
+            let search = match atoms(&source) {
                 Some(a) => {
                     for l in &a.literals {
                         let k = lits.entry(l);
                         lits.words[k].triggers.push(at);
                     }
-                    // Built like `re`, which compiled under the same
-                    // limits; if they did not build, the pattern would
-                    // only run over the whole text instead.
-                    search = match a.place {
+                    match a.place {
                         Place::Start => meta::Builder::new()
                             .configure(
                                 meta::Config::new()
@@ -461,22 +473,18 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
                             )
                             .build(&source)
                             .map_or(Search::Whole, Search::Start),
-                        Place::End => dfa::regex::Builder::new()
-                            .dense(
-                                dense::Config::new()
-                                    .dfa_size_limit(Some(limit))
-                                    .determinize_size_limit(Some(limit)),
-                            )
-                            .build(&source)
-                            .map_or(Search::Whole, Search::End),
+                        Place::End => end_search(&source, limit),
                         Place::Inside => Search::Whole,
-                    };
+                    }
                 }
                 None => {
+                    // The unfiltered DFA tells where their matches end.
                     unfiltered.push(at);
+                    let search = end_search(&source, limit);
                     unfiltered_sources.push(source);
+                    search
                 }
-            }
+            };
             regexes.push(re);
             regex_owner.push(i);
             searches.push(search);
@@ -600,8 +608,27 @@ mod tests {
 #[doc(hidden)]
 pub fn debug_atoms_tmp(p: &CompiledPolicy) {
     for (r, re) in p.regexes.iter().enumerate() {
-        let mode = if p.unfiltered.contains(&r) { "UNFILTERED" } else { match &p.search[r] { Search::Start(_) => "start", Search::End(_) => "end", Search::Whole => "whole" } };
-        let a = match atoms(&rewrite(re.as_str())) { None => "-".to_string(), Some(a) => format!("{:?} {:?}", a.place, a.literals.iter().take(8).map(|l| String::from_utf8_lossy(l).to_string()).collect::<Vec<_>>()) };
+        let mode = if p.unfiltered.contains(&r) {
+            "UNFILTERED"
+        } else {
+            match &p.search[r] {
+                Search::Start(_) => "start",
+                Search::End(_) => "end",
+                Search::Whole => "whole",
+            }
+        };
+        let a = match atoms(&rewrite(re.as_str())) {
+            None => "-".to_string(),
+            Some(a) => format!(
+                "{:?} {:?}",
+                a.place,
+                a.literals
+                    .iter()
+                    .take(8)
+                    .map(|l| String::from_utf8_lossy(l).to_string())
+                    .collect::<Vec<_>>()
+            ),
+        };
         eprintln!("{mode:10} {:60} {}", re.as_str(), a);
     }
 }

@@ -201,7 +201,8 @@ impl CompiledPolicy {
                     (sid, *d, i) = advance_both(ac, sid, dfa, *d, bytes, i);
                     if dfa.is_special_state(*d) {
                         if dfa.is_match_state(*d) {
-                            note_dfa_matches(dfa, *d, &self.unfiltered, triggered);
+                            // A DFA sees a match one byte late.
+                            note_dfa_matches(dfa, *d, i - 1, self, triggered, starts);
                         } else if dfa.is_quit_state(*d) {
                             run_set = true;
                             unfiltered = None;
@@ -255,7 +256,7 @@ impl CompiledPolicy {
         if let Some((dfa, d)) = unfiltered {
             let eoi = dfa.next_eoi_state(d);
             if dfa.is_match_state(eoi) {
-                note_dfa_matches(dfa, eoi, &self.unfiltered, triggered);
+                note_dfa_matches(dfa, eoi, bytes.len(), self, triggered, starts);
             }
         }
         if run_set && let Some(set) = &self.unfiltered_set {
@@ -294,11 +295,14 @@ impl CompiledPolicy {
             }
             match self.search.get(r) {
                 Some(Search::Start(re)) => from_starts(t, re, &here, rule, &mut matches),
-                Some(Search::End(re)) => {
-                    if !from_ends(t, re, &here, rule, &mut matches) {
-                        let whole = self.regexes[r].find_iter(t);
-                        matches.extend(whole.map(|m| (rule, m.range())));
-                    }
+                // Too many ends to try one by one, or found some other
+                // way than by its atoms: the whole text.
+                Some(Search::End(re))
+                    if !triggered[r]
+                        && here.len() <= 64
+                        && from_ends(t, re, &here, rule, &mut matches) => {}
+                Some(Search::End(_)) if triggered[r] || !here.is_empty() => {
+                    matches.extend(self.regexes[r].find_iter(t).map(|m| (rule, m.range())));
                 }
                 _ if triggered[r] => {
                     matches.extend(re.find_iter(t).map(|m| (rule, m.range())));
@@ -709,18 +713,27 @@ fn advance_both(
     (sid, d, i)
 }
 
-/// Marks the unfiltered patterns that match in DFA state `d` as triggered.
+/// Notes the unfiltered patterns that match in DFA state `d`, reached
+/// with a match ending at `end`: where it ends, or that it matched.
 fn note_dfa_matches(
     dfa: &dense::DFA<Vec<u32>>,
     d: regex_automata::util::primitives::StateID,
-    unfiltered: &[usize],
+    end: usize,
+    policy: &CompiledPolicy,
     triggered: &mut [bool],
+    at: &mut Vec<(usize, usize)>,
 ) {
     for k in 0..dfa.match_len(d) {
-        if let Some(&r) = unfiltered.get(dfa.match_pattern(d, k).as_usize())
-            && let Some(x) = triggered.get_mut(r)
-        {
-            *x = true;
+        let Some(&r) = policy.unfiltered.get(dfa.match_pattern(d, k).as_usize()) else {
+            continue;
+        };
+        match policy.search.get(r) {
+            Some(Search::End(_)) => at.push((r, end)),
+            _ => {
+                if let Some(x) = triggered.get_mut(r) {
+                    *x = true;
+                }
+            }
         }
     }
 }
@@ -755,7 +768,10 @@ mod tests {
     fn positions(t: &str, atoms: &[&str], end: bool) -> Vec<usize> {
         let mut out: Vec<usize> = atoms
             .iter()
-            .flat_map(|a| t.match_indices(a).map(|(i, m)| if end { i + m.len() } else { i }))
+            .flat_map(|a| {
+                t.match_indices(a)
+                    .map(|(i, m)| if end { i + m.len() } else { i })
+            })
             .collect();
         out.sort_unstable();
         out.dedup();
@@ -773,10 +789,20 @@ mod tests {
             (r"[0-9]+(\.[0-9]+)?[ \n]?%", &["%"], true),
             (
                 r"(?-u:\b)[0-9]+(\.[0-9]+)?[- ]?(fold|times) (more|higher|less|better)(?-u:\b)",
-                &["fold more", "fold higher", "fold less", "fold better", "times more"],
+                &[
+                    "fold more",
+                    "fold higher",
+                    "fold less",
+                    "fold better",
+                    "times more",
+                ],
                 true,
             ),
-            (r"(?-u:\b)p[ \n]?[<=≤][ \n]?0?\.[0-9]+", &["p<", "p=", "p <", "p =", "p< "], false),
+            (
+                r"(?-u:\b)p[ \n]?[<=≤][ \n]?0?\.[0-9]+",
+                &["p<", "p=", "p <", "p =", "p< "],
+                false,
+            ),
         ];
         for (pattern, atoms, end) in cases {
             let whole = regex::Regex::new(pattern).unwrap();
