@@ -258,13 +258,49 @@ fn test(args: TestArgs) -> ExitCode {
     let Some(policy) = load(&args.policies) else {
         return ExitCode::from(2);
     };
-    let report = match run_tests(&policy, &args.policies.join("tests")) {
+    let tests = args.policies.join("tests");
+    let mut report = match run_tests(&policy, &tests) {
         Ok(r) => r,
         Err(d) => {
             eprint!("{}", d.render());
             return ExitCode::from(2);
         }
     };
+    // Whole-gate cases (consent, caps) run on a scratch store each.
+    let dispatch = tests.join("dispatch");
+    if dispatch.is_dir() {
+        let consent_and_caps: Vec<String> = policy
+            .set()
+            .consent
+            .iter()
+            .map(|r| r.meta.id.clone())
+            .chain(policy.set().caps.iter().map(|c| c.meta.id.clone()))
+            .collect();
+        let handle = std::sync::Arc::new(omnigate_policy::PolicyHandle::new(policy));
+        let sqlite = |dir: &Path| -> Result<std::sync::Arc<dyn omnigate_core::Store>, String> {
+            let store = omnigate_store::SqliteStore::open(omnigate_store::StoreOptions::new(dir))
+                .map_err(|e| e.to_string())?;
+            Ok(std::sync::Arc::new(store))
+        };
+        match omnigate_gate::fixtures::run_dispatch_cases(&handle, &dispatch, &sqlite) {
+            Ok(cases) => report.cases.extend(cases),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        let covered: std::collections::BTreeSet<&str> = report
+            .cases
+            .iter()
+            .filter(|c| c.passed)
+            .flat_map(|c| c.expected_rules.iter().map(String::as_str))
+            .collect();
+        let missing: Vec<String> = consent_and_caps
+            .into_iter()
+            .filter(|id| !covered.contains(id.as_str()))
+            .collect();
+        report.uncovered.extend(missing);
+    }
     match args.format {
         Format::Json => {
             let value = serde_json::json!({

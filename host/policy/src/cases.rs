@@ -154,7 +154,7 @@ impl TestReport {
             self.cases.len() - passed
         ));
         if self.uncovered.is_empty() {
-            out.push_str("coverage: every content rule is exercised\n");
+            out.push_str("coverage: every rule is exercised\n");
         } else {
             out.push_str(&format!(
                 "coverage: {} rule(s) exercised by no case: {}\n",
