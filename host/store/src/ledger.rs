@@ -159,7 +159,7 @@ fn cancel_rows(
         NewAuditEntry::new(
             actor,
             "dispatch.cancel",
-            &scope_subject(scope),
+            scope_subject(scope),
             json!({ "reason": reason, "dispatches": ids }),
         ),
     )?;
@@ -442,7 +442,7 @@ impl LedgerStore for SqliteStore {
                 tx,
                 NewAuditEntry::new(
                     actor,
-                    &format!("dispatch.{}", to.as_str()),
+                    format!("dispatch.{}", to.as_str()),
                     id,
                     json!({ "from": current.as_str(), "detail": detail }),
                 ),
