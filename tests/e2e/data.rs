@@ -11,10 +11,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use omnigate_tests::{Server, omnigate, repo};
+use omnigate_tests::{Server, repo};
 use serde_json::{Value, json};
 
 const T0: i64 = 1_763_900_000_000;
@@ -359,31 +358,8 @@ fn serve_exposes_hcp_data_and_the_content_registry_over_http() {
 }
 
 fn cli(data: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(omnigate())
-        .args(args)
-        .args(["--data-dir", data.to_str().unwrap()])
-        .current_dir(repo())
-        .env_remove("OMNIGATE_ACTOR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = omnigate_tests::run_cli(data, args, stdin);
+    (r.code, r.stdout, r.stderr)
 }
 
 fn audit_entries(data: &Path) -> u64 {

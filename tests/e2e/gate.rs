@@ -9,12 +9,10 @@
     reason = "tests"
 )]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use omnigate_tests::{Server, omnigate, repo};
+use omnigate_tests::Server;
 use serde_json::{Value, json};
 
 /// 2026-11-24 15:00 in New York.
@@ -22,31 +20,8 @@ const AFTERNOON: i64 = 1_795_550_400_000;
 const EMAIL: &str = "ada.li@hospital.example";
 
 fn cli(data: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(omnigate())
-        .args(args)
-        .args(["--data-dir", data.to_str().unwrap()])
-        .current_dir(repo())
-        .env_remove("OMNIGATE_ACTOR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = omnigate_tests::run_cli(data, args, stdin);
+    (r.code, r.stdout, r.stderr)
 }
 
 fn ok(data: &Path, args: &[&str], stdin: Option<&str>) -> Value {

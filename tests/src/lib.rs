@@ -143,3 +143,49 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// What a command-line run ended with.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The exit status (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `omnigate ARGS --data-dir DATA` from the workspace root, with
+/// `stdin` as standard input, `OMNIGATE_ACTOR` unset.
+///
+/// # Panics
+///
+/// If the binary cannot be started or waited for (a broken test set-up).
+#[expect(
+    clippy::expect_used,
+    reason = "test support: a failure to spawn is a broken set-up"
+)]
+pub fn run_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    use std::io::Write as _;
+    let mut child = Command::new(omnigate())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(repo())
+        .env_remove("OMNIGATE_ACTOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start omnigate");
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("wait for omnigate");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
