@@ -317,3 +317,78 @@ pub trait LedgerStore {
     /// after `since`, that went out or may still.
     fn contacts_since(&self, hcp: &HcpId, since: UnixMillis) -> StoreResult<Vec<Contact>>;
 }
+
+/// What the gate reads about one dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactsQuery {
+    /// The HCP.
+    pub hcp: HcpId,
+    /// The content version.
+    pub version: VersionHash,
+    /// The version's item, when the caller knows it: then the item's latest
+    /// approved version is read too.
+    pub item: Option<String>,
+    /// The consent to look up, when the caller knows the product: market
+    /// (`None`: the HCP's), channel, purpose, product.
+    pub consent: Option<(Option<String>, Channel, Purpose, Option<String>)>,
+    /// Contacts planned at or after this time are read.
+    pub contacts_since: UnixMillis,
+}
+
+/// The answers, read in one snapshot where the backend can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateFacts {
+    /// The HCP's profile.
+    pub profile: Option<crate::hcp::HcpProfile>,
+    /// The version's state.
+    pub version_state: Option<crate::content::ContentState>,
+    /// The item's latest approved version (when the item was given).
+    pub latest_approved: Option<VersionHash>,
+    /// The deciding consent record (when the consent was asked for and the
+    /// HCP exists).
+    pub consent: Option<crate::consent::ConsentRecord>,
+    /// The HCP's contacts since the time asked (empty for an unknown HCP).
+    pub contacts: Vec<Contact>,
+}
+
+/// One read for the gate's facts about a dispatch. The default reads them
+/// one call at a time; a backend overrides it to read them in one
+/// snapshot (consistent, and cheaper).
+pub trait GateFactsStore:
+    crate::store::HcpStore + crate::store::ConsentStore + crate::store::ContentStore + LedgerStore
+{
+    /// The facts for `q`.
+    fn gate_facts(&self, q: &FactsQuery) -> StoreResult<GateFacts> {
+        let profile = self.profile(&q.hcp)?;
+        let version_state = self.version_state(&q.version)?;
+        let latest_approved = match &q.item {
+            Some(item) => self.latest_approved(item)?,
+            None => None,
+        };
+        let (consent, contacts) = match &profile {
+            None => (None, Vec::new()),
+            Some(p) => {
+                let consent = match &q.consent {
+                    None => None,
+                    Some((market, channel, purpose, product)) => {
+                        self.deciding_consent(&crate::store::ConsentQuery {
+                            hcp: q.hcp.clone(),
+                            channel: *channel,
+                            purpose: *purpose,
+                            market: market.clone().unwrap_or_else(|| p.market.clone()),
+                            product: product.clone(),
+                        })?
+                    }
+                };
+                (consent, self.contacts_since(&q.hcp, q.contacts_since)?)
+            }
+        };
+        Ok(GateFacts {
+            profile,
+            version_state,
+            latest_approved,
+            consent,
+            contacts,
+        })
+    }
+}

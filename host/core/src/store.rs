@@ -336,6 +336,7 @@ pub trait Store:
     + ContentStore
     + AuditStore
     + crate::ledger::LedgerStore
+    + crate::ledger::GateFactsStore
     + Send
     + Sync
 {
@@ -350,6 +351,7 @@ impl<T> Store for T where
         + ContentStore
         + AuditStore
         + crate::ledger::LedgerStore
+        + crate::ledger::GateFactsStore
         + Send
         + Sync
 {

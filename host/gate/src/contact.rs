@@ -7,7 +7,7 @@ use omnigate_core::consent::{ConsentRecord, ConsentStatus};
 use omnigate_core::event::UnixMillis;
 use omnigate_core::hcp::HcpProfile;
 use omnigate_core::ledger::{Contact, Outcome, RuleOutcome};
-use omnigate_core::store::{ConsentQuery, StoreResult};
+use omnigate_core::store::StoreResult;
 use omnigate_core::{Channel, EngagementStats, Store};
 use omnigate_policy::model::{CapKind, ConsentLevel, PolicySet, RuleMeta, Severity};
 use serde_json::json;
@@ -77,15 +77,8 @@ pub(crate) fn consent(
     store: &dyn Store,
     set: &PolicySet,
     s: &Subject<'_>,
+    deciding: Option<ConsentRecord>,
 ) -> StoreResult<(Vec<RuleOutcome>, Option<ConsentRecord>)> {
-    let query = ConsentQuery {
-        hcp: s.hcp.clone(),
-        channel: s.channel,
-        purpose: s.purpose,
-        market: s.market.to_owned(),
-        product: s.product.map(str::to_owned),
-    };
-    let deciding = store.deciding_consent(&query)?;
     let mut out = Vec::new();
     let what = format!(
         "{} on {} in {}",

@@ -55,9 +55,9 @@ use omnigate_core::consent::ConsentRecord;
 use omnigate_core::content::{self, ContentState, ContentVersion, SignOff, VersionHash};
 use omnigate_core::event::now_millis;
 use omnigate_core::hcp::HcpProfile;
-use omnigate_core::ledger::{DecisionRecord, Outcome, RuleOutcome, Verdict};
+use omnigate_core::ledger::{DecisionRecord, FactsQuery, Outcome, RuleOutcome, Verdict};
 use omnigate_core::redact::redact;
-use omnigate_core::store::StoreError;
+use omnigate_core::store::{ConsentQuery, StoreError};
 use omnigate_core::template::{PersonalField, first_difference};
 use omnigate_policy::{Audience, CompiledPolicy, Context, PolicyHandle, Severity};
 use serde_json::json;
@@ -181,7 +181,28 @@ impl Gate {
     ) -> Result<(), StoreError> {
         let store = &*self.store;
         let set = policy.set();
-        let Some(profile) = store.profile(&req.hcp)? else {
+        let lookback = contact::lookback(set);
+        let since = req
+            .at
+            .saturating_sub(i64::try_from(lookback.as_millis()).unwrap_or(i64::MAX));
+        // A version seen before is known without a read: then everything
+        // else comes in one snapshot.
+        let known = self.cached(&req.version);
+        let facts = store.gate_facts(&FactsQuery {
+            hcp: req.hcp.clone(),
+            version: req.version.clone(),
+            item: known.as_ref().map(|c| c.version.item.clone()),
+            consent: known.as_ref().map(|c| {
+                (
+                    req.market.clone(),
+                    req.channel,
+                    req.purpose,
+                    Some(c.version.body.metadata.product.clone()),
+                )
+            }),
+            contacts_since: since,
+        })?;
+        let Some(profile) = facts.profile else {
             d.block(
                 "hcp-unknown",
                 "gate",
@@ -193,7 +214,8 @@ impl Gate {
         if d.market.is_empty() {
             d.market = profile.market.clone();
         }
-        let version = self.approval(req, &d.market.clone(), d)?;
+        let latest = known.as_ref().map(|_| facts.latest_approved.clone());
+        let version = self.approval(req, facts.version_state, latest, &d.market.clone(), d)?;
         if let Some(v) = &version {
             d.product = Some(v.version.body.metadata.product.clone());
             integrity_and_content(policy, req, &profile, &v.version, d);
@@ -208,22 +230,44 @@ impl Gate {
             campaign: req.campaign.as_deref(),
             at: req.at,
         };
-        let (consent_rules, consent) = contact::consent(store, set, &subject)?;
+        // The consent read with the facts asked for the product the cached
+        // version promotes; otherwise (first sight of a version) read it now.
+        let deciding = if known.is_some() {
+            facts.consent
+        } else {
+            store.deciding_consent(&ConsentQuery {
+                hcp: req.hcp.clone(),
+                channel: req.channel,
+                purpose: req.purpose,
+                market: market.clone(),
+                product: d.product.clone(),
+            })?
+        };
+        let (consent_rules, consent) = contact::consent(store, set, &subject, deciding)?;
         d.rules.extend(consent_rules);
         d.consent = consent;
-        let lookback = contact::lookback(set);
-        let since = req
-            .at
-            .saturating_sub(i64::try_from(lookback.as_millis()).unwrap_or(i64::MAX));
-        let contacts = store.contacts_since(&req.hcp, since)?;
         let features = store.features(&req.hcp, req.at)?;
-        d.rules
-            .extend(contact::caps(set, &subject, &profile, &contacts, &features));
+        d.rules.extend(contact::caps(
+            set,
+            &subject,
+            &profile,
+            &facts.contacts,
+            &features,
+        ));
         Ok(())
     }
 }
 
 impl Gate {
+    /// The cached version, if this hash was seen with a final state.
+    fn cached(&self, hash: &VersionHash) -> Option<Arc<Cached>> {
+        self.versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(hash)
+            .cloned()
+    }
+
     /// The version with its sign-offs: from the cache when its state is
     /// final for sign-offs (approved, expired, withdrawn), else from the
     /// store. `state` is the state read just now.
@@ -236,13 +280,7 @@ impl Gate {
             state,
             ContentState::Approved | ContentState::Expired | ContentState::Withdrawn
         );
-        let lock = |m: &Mutex<HashMap<VersionHash, Arc<Cached>>>| {
-            m.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(hash)
-                .cloned()
-        };
-        if signed && let Some(c) = lock(&self.versions) {
+        if signed && let Some(c) = self.cached(hash) {
             return Ok(Some(c));
         }
         let Some(version) = self.store.version(hash)? else {
@@ -274,10 +312,11 @@ impl Gate {
     fn approval(
         &self,
         req: &DispatchRequest,
+        state: Option<ContentState>,
+        latest: Option<Option<VersionHash>>,
         market: &str,
         d: &mut Draft,
     ) -> Result<Option<Arc<Cached>>, StoreError> {
-        let state = self.store.version_state(&req.version)?;
         let cached = match state {
             Some(state) => self.load_version(&req.version, state)?,
             None => None,
@@ -293,7 +332,10 @@ impl Gate {
         };
         approval_checks(&cached, state, req, market, d);
         if state == ContentState::Approved {
-            let latest = self.store.latest_approved(&cached.version.item)?;
+            let latest = match latest {
+                Some(l) => l,
+                None => self.store.latest_approved(&cached.version.item)?,
+            };
             if let Some(latest) = latest.filter(|l| *l != req.version) {
                 d.rules.retain(|r| r.rule != "content-approved");
                 d.block(

@@ -42,6 +42,12 @@ fn main() {
     let set = policy.set();
     omnigate_policy::compile::debug_atoms_tmp(&policy);
     if std::env::var_os("ONLY_ATOMS").is_some() { return; }
+    if std::env::var_os("AC_COUNTS").is_some() {
+        let corpus = corpus::corpus(20);
+        let texts: Vec<String> = corpus.iter().flat_map(|s| s.message.parts.iter().map(|p| match p.kind { PartKind::Html => normalize_html(&p.text).text, _ => normalize(&p.text).text })).collect();
+        omnigate_policy::compile::debug_ac_counts_tmp(&policy, &texts);
+        return;
+    }
     let corpus = corpus::corpus(20);
     let bytes: usize = corpus.iter().map(|s| s.bytes()).sum();
     let mut terms: Vec<String> = Vec::new();

@@ -122,14 +122,23 @@ fn summary() {
         load_average(),
     );
     eprintln!(
-        "{:<14} {:>7} {:>9} {:>9} {:>7}   (wall clock: screen, bare, ratio)",
+        "{:<14} {:>7} {:>9} {:>9} {:>7}   (wall clock: screen, bare, ratio; best of 5 rounds)",
         "MB/s on-CPU", "avg B", "screen", "bare", "ratio"
     );
-    let budget = Duration::from_millis(1500);
+    // Screening and the baseline take turns, five rounds each, and the
+    // best round of each counts: on a shared machine the best round is the
+    // one least disturbed by other work.
+    let budget = Duration::from_millis(300);
     for (name, samples) in groups(&corpus) {
         let bytes: usize = samples.iter().map(|s| s.bytes()).sum();
-        let (sw, sc) = throughput(bytes, budget, || screen_all(&policy, &samples));
-        let (bw, bc) = throughput(bytes, budget, || bare_all(&bare, &samples));
+        let (mut s_best, mut b_best) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
+        for _ in 0..5 {
+            let (sw, sc) = throughput(bytes, budget, || screen_all(&policy, &samples));
+            let (bw, bc) = throughput(bytes, budget, || bare_all(&bare, &samples));
+            s_best = (s_best.0.max(sw), s_best.1.max(sc));
+            b_best = (b_best.0.max(bw), b_best.1.max(bc));
+        }
+        let ((sw, sc), (bw, bc)) = (s_best, b_best);
         eprintln!(
             "{name:<14} {:>7} {sc:>9.1} {bc:>9.1} {:>6.2}x   ({sw:.1}, {bw:.1}, {:.2}x)",
             bytes / samples.len(),
@@ -139,10 +148,10 @@ fn summary() {
     }
     let all: Vec<&Sample> = corpus.iter().collect();
     let ci = case_insensitive(&policy);
-    let (_, cc) = throughput(bytes, budget, || bare_all(&ci, &all));
+    let (_, cc) = throughput(bytes, budget * 5, || bare_all(&ci, &all));
     eprintln!("(all, bare RegexSet case-insensitive, the earlier baseline: {cc:.1} MB/s on-CPU)");
     if std::env::var_os("SCREEN_BREAKDOWN").is_some() {
-        let (_, norm) = throughput(bytes, budget, || {
+        let (_, norm) = throughput(bytes, budget * 5, || {
             for s in &corpus {
                 for p in &s.message.parts {
                     black_box(match p.kind {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use aho_corasick::{MatchKind, StartKind, dfa::DFA};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use regex_automata::dfa::{self, StartKind as DfaStart, dense};
+use regex_automata::dfa::{self, Automaton as _, StartKind as DfaStart, dense};
 use regex_automata::meta;
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 
@@ -62,13 +62,60 @@ pub(crate) struct Word {
 /// How a pattern is searched on a text where one of its atoms occurred.
 #[derive(Debug)]
 pub(crate) enum Search {
-    /// Every match starts with an atom: anchored searches at each atom.
-    Start(meta::Regex),
+    /// Every match starts with an atom: anchored searches at each atom,
+    /// with a DFA (a meta regex when the DFA would be too large).
+    Start(Box<StartSearch>),
     /// Every match ends with an atom: a reverse search from each atom end
     /// finds where matches start, then forward as from `Start`.
-    End(dfa::regex::Regex),
+    End(Box<dfa::regex::Regex>),
     /// Over the whole text (`regexes`).
     Whole,
+}
+
+/// A rule's context words (`only_near`, `sentence_has`) in one automaton:
+/// one pass over the sentence instead of one search per word.
+#[derive(Debug)]
+pub(crate) struct WordSet {
+    ac: aho_corasick::AhoCorasick,
+    /// Per word: whether it must start and end at a word boundary.
+    bounds: Vec<(bool, bool)>,
+}
+
+impl WordSet {
+    /// `None` for no words (and, should the automaton not build, so that
+    /// the caller looks for each word on its own).
+    fn new(words: &[String]) -> Option<WordSet> {
+        if words.is_empty() {
+            return None;
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(words)
+            .ok()?;
+        let bounds = words
+            .iter()
+            .map(|w| {
+                let t = term(Owner::Claim(0), w);
+                (t.word_start, t.word_end)
+            })
+            .collect();
+        Some(WordSet { ac, bounds })
+    }
+
+    /// Whether `body` contains one of the words at word boundaries.
+    pub(crate) fn any_in(&self, body: &str) -> bool {
+        self.ac.find_overlapping_iter(body).any(|m| {
+            let (s, e) = self.bounds[m.pattern().as_usize()];
+            crate::text::at_word_boundary(body, m.start(), m.end(), s, e)
+        })
+    }
+}
+
+/// The anchored search of a [`Search::Start`] pattern.
+#[derive(Debug)]
+pub(crate) enum StartSearch {
+    Dfa(dense::DFA<Vec<u32>>),
+    Meta(meta::Regex),
 }
 
 /// A validated policy set, compiled and ready to screen messages.
@@ -79,6 +126,11 @@ pub struct CompiledPolicy {
     /// (overlapping) match semantics, searched with one pass per text.
     pub(crate) ac: DFA,
     pub(crate) words: Vec<Word>,
+    /// The same for texts without CJK (no byte from 0xE3 up): only the
+    /// literals that could occur in them, with the index into `words` of
+    /// each. A smaller automaton (half the alphabet, a fraction of the
+    /// states) is a faster one: the pass waits on its table at every byte.
+    pub(crate) narrow: Option<(DFA, Vec<usize>)>,
     /// Index of the claim rule each regex belongs to.
     pub(crate) regex_owner: Vec<usize>,
     pub(crate) regexes: Vec<Regex>,
@@ -91,7 +143,13 @@ pub struct CompiledPolicy {
     /// The same as a full DFA, when it builds under the size limit: it runs
     /// in the automaton's pass (see `screen`), byte for byte beside it.
     pub(crate) unfiltered_dfa: Option<dense::DFA<Vec<u32>>>,
+    /// The longest match any unfiltered pattern can have, if bounded: the
+    /// pass may then split a text in two and run both halves at once.
+    pub(crate) unfiltered_max_len: Option<usize>,
     pub(crate) citation: Option<Regex>,
+    /// Per claim rule, its `only_near` and `sentence_has` words.
+    pub(crate) near: Vec<Option<WordSet>>,
+    pub(crate) has: Vec<Option<WordSet>>,
     /// Ids in the order `Owner::Indication` / `Owner::Product` index them.
     pub(crate) indication_ids: Vec<String>,
     pub(crate) product_ids: Vec<String>,
@@ -295,10 +353,28 @@ fn weak(literal: &[u8]) -> bool {
 /// where it sits (a prefix of it for `Start`, a suffix for `End`, anywhere
 /// for `Inside`); `None` when infinite or weak.
 fn usable(seq: &Seq, place: Place) -> Option<Vec<Vec<u8>>> {
+    // Longer atoms select little better and only grow the automaton
+    // (every byte of every literal is a state): cut them, keeping the end
+    // that sits where the match starts or ends.
+    const KEEP: usize = 5;
     let mut lits: Vec<Vec<u8>> = seq
         .literals()?
         .iter()
-        .map(|l| l.as_bytes().to_vec())
+        .map(|l| {
+            let b = l.as_bytes();
+            let cut = b.len().saturating_sub(KEEP);
+            match place {
+                // Not from inside a character: every literal then holds the
+                // first byte of each character it has (see `narrow`).
+                Place::End => {
+                    let from = (cut..b.len())
+                        .find(|&i| !(0x80..0xC0).contains(&b[i]))
+                        .unwrap_or(b.len());
+                    b[from..].to_vec()
+                }
+                Place::Start | Place::Inside => b[..b.len() - cut].to_vec(),
+            }
+        })
         .collect();
     lits.sort_by_key(Vec::len);
     lits.dedup();
@@ -369,6 +445,32 @@ fn atoms(source: &str) -> Option<Atoms> {
     best
 }
 
+/// An anchored search from where matches start: a forward DFA, or a meta
+/// regex when the DFA does not build under the limit.
+fn start_search(source: &str, limit: usize) -> Search {
+    let dfa = dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .start_kind(DfaStart::Anchored)
+                .dfa_size_limit(Some(limit))
+                .determinize_size_limit(Some(limit)),
+        )
+        .build(source);
+    if let Ok(dfa) = dfa {
+        return Search::Start(Box::new(StartSearch::Dfa(dfa)));
+    }
+    meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(limit))
+                .hybrid_cache_capacity(limit),
+        )
+        .build(source)
+        .map_or(Search::Whole, |re| {
+            Search::Start(Box::new(StartSearch::Meta(re)))
+        })
+}
+
 /// A search from where matches end: forward and reverse DFAs, when they
 /// build under the limit.
 fn end_search(source: &str, limit: usize) -> Search {
@@ -379,8 +481,11 @@ fn end_search(source: &str, limit: usize) -> Search {
                 .determinize_size_limit(Some(limit)),
         )
         .build(source)
-        .map_or(Search::Whole, Search::End)
+        .map_or(Search::Whole, |re| Search::End(Box::new(re)))
 }
+
+/// Texts whose bytes are all below this can use the narrow automaton.
+pub(crate) const NARROW: u8 = 0xE3;
 
 /// The literals of the automaton, each once, with what they stand for.
 #[derive(Default)]
@@ -465,14 +570,7 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
                         lits.words[k].triggers.push(at);
                     }
                     match a.place {
-                        Place::Start => meta::Builder::new()
-                            .configure(
-                                meta::Config::new()
-                                    .nfa_size_limit(Some(limit))
-                                    .hybrid_cache_capacity(limit),
-                            )
-                            .build(&source)
-                            .map_or(Search::Whole, Search::Start),
+                        Place::Start => start_search(&source, limit),
                         Place::End => end_search(&source, limit),
                         Place::Inside => Search::Whole,
                     }
@@ -513,6 +611,21 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
                 "the policy's terms do not compile: {e}"
             ))]
         })?;
+    // A literal with a byte from 0xE3 up cannot occur in a text without
+    // one (CJK lead bytes are E3 to E9, full-width forms EF).
+    let (narrow_ids, narrow_lits): (Vec<usize>, Vec<&Vec<u8>>) = lits
+        .literals
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.iter().all(|&b| b < NARROW))
+        .unzip();
+    let narrow = DFA::builder()
+        .match_kind(MatchKind::Standard)
+        .start_kind(StartKind::Unanchored)
+        .prefilter(false)
+        .build(&narrow_lits)
+        .ok()
+        .map(|dfa| (dfa, narrow_ids));
     // The unfiltered patterns run together, as one set. Without a
     // prefilter: their literals are digits, which are everywhere, and a
     // prefilter would only interrupt the automaton at each one.
@@ -539,6 +652,10 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
                 })?,
         )
     };
+    let unfiltered_max_len = unfiltered_sources.iter().try_fold(0, |max, s| {
+        let hir = regex_syntax::ParserBuilder::new().build().parse(s).ok()?;
+        Some(hir.properties().maximum_len()?.max(max))
+    });
     let unfiltered_dfa = (!unfiltered_sources.is_empty())
         .then(|| {
             dense::Builder::new()
@@ -571,9 +688,26 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
                 })?,
         )
     };
+    let near = set
+        .claims
+        .iter()
+        .map(|r| WordSet::new(&r.only_near))
+        .collect();
+    let has = set
+        .claims
+        .iter()
+        .map(|r| {
+            r.evidence
+                .as_ref()
+                .and_then(|e| WordSet::new(&e.sentence_has))
+        })
+        .collect();
     Ok(CompiledPolicy {
+        near,
+        has,
         set,
         ac,
+        narrow,
         words: lits.words,
         regex_owner,
         regexes,
@@ -581,6 +715,7 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
         unfiltered,
         unfiltered_set,
         unfiltered_dfa,
+        unfiltered_max_len,
         citation,
         indication_ids,
         product_ids,
@@ -607,6 +742,22 @@ mod tests {
 
 #[doc(hidden)]
 pub fn debug_atoms_tmp(p: &CompiledPolicy) {
+    if let Some(d) = &p.unfiltered_dfa {
+        eprintln!(
+            "unfiltered dfa: {} bytes, {} pattern(s), stride2 {}",
+            d.memory_usage(),
+            d.pattern_len(),
+            d.stride2()
+        );
+    }
+    {
+        use aho_corasick::automaton::Automaton;
+        eprintln!(
+            "ac: {} bytes, {} patterns",
+            p.ac.memory_usage(),
+            p.ac.patterns_len()
+        );
+    }
     for (r, re) in p.regexes.iter().enumerate() {
         let mode = if p.unfiltered.contains(&r) {
             "UNFILTERED"
@@ -631,4 +782,39 @@ pub fn debug_atoms_tmp(p: &CompiledPolicy) {
         };
         eprintln!("{mode:10} {:60} {}", re.as_str(), a);
     }
+}
+
+#[doc(hidden)]
+pub fn debug_ac_counts_tmp(p: &CompiledPolicy, texts: &[String]) {
+    use aho_corasick::automaton::Automaton;
+    let mut counts = vec![0usize; p.words.len()];
+    let mut total = 0;
+    for t in texts {
+        let mut sid = p.ac.start_state(aho_corasick::Anchored::No).unwrap();
+        for &b in t.as_bytes() {
+            sid = p.ac.next_state(aho_corasick::Anchored::No, sid, b);
+            if p.ac.is_match(sid) {
+                for k in 0..p.ac.match_len(sid) {
+                    counts[p.ac.match_pattern(sid, k).as_usize()] += 1;
+                    total += 1;
+                }
+            }
+        }
+    }
+    let mut v: Vec<(usize, usize)> = counts.iter().copied().enumerate().collect();
+    v.sort_by_key(|x| std::cmp::Reverse(x.1));
+    eprintln!("total AC matches {total}");
+    for (i, c) in v.iter().take(25) {
+        eprintln!(
+            "{c:6} {:?} term={} triggers={:?}",
+            String::from_utf8_lossy(&p_lit(p, *i)),
+            p.words[*i].term.is_some(),
+            p.words[*i].triggers
+        );
+    }
+}
+fn p_lit(p: &CompiledPolicy, i: usize) -> Vec<u8> {
+    use aho_corasick::automaton::Automaton;
+    let _ = p.ac.pattern_len(aho_corasick::PatternID::must(i));
+    format!("#{i}").into_bytes()
 }

@@ -9,9 +9,8 @@ use std::ops::Range;
 use aho_corasick::Anchored;
 use aho_corasick::automaton::Automaton;
 use regex_automata::dfa::{self, Automaton as _, dense};
-use regex_automata::meta;
 
-use crate::compile::{CompiledPolicy, Owner, Search};
+use crate::compile::{CompiledPolicy, Owner, Search, StartSearch, WordSet};
 use crate::message::{Context, Finding, Message, Part, PartKind, ScreenError, Screening, Verdict};
 use crate::model::{ClaimRule, FindingKind, Severity};
 use crate::normalize::{Normalized, fold, normalize, normalize_html};
@@ -111,7 +110,7 @@ impl CompiledPolicy {
                 }
             }
         }
-        let facts: HashSet<&str> = products
+        let facts: Vec<&str> = products
             .iter()
             .filter_map(|i| set.products.get(&self.product_ids[*i]))
             .flat_map(|p| p.label_facts.keys().map(String::as_str))
@@ -137,7 +136,7 @@ impl CompiledPolicy {
                 }
                 let rule = &set.claims[ri];
                 if !rule.scope.applies(&ctx.market, ctx.channel, ctx.audience)
-                    || self.cleared(rule, s, &m, &facts)
+                    || self.cleared(ri, rule, s, &m, &facts)
                 {
                     continue;
                 }
@@ -170,93 +169,124 @@ impl CompiledPolicy {
 
     /// One pass of the automaton over `t`: every occurrence of every term
     /// at word boundaries (overlapping ones included), and which patterns
-    /// to run: `triggered` for those to run over the whole text, `starts`
-    /// (pattern, position) for those to try anchored at their atoms.
+    /// to run: `triggered` for those to run over the whole text, `at`
+    /// (pattern, position) for those searched from where their atoms start
+    /// or end. The unfiltered patterns' DFA steps beside the automaton; if
+    /// it ever gives up, their set runs over the text afterwards.
+    ///
+    /// The pass is one chain of table lookups per byte, each waiting for
+    /// the last. A text of some length is therefore cut in two and both
+    /// halves run in the same loop: the second half starts early enough
+    /// (the longest literal or unfiltered match) to see every match that
+    /// ends in it, and reports only those.
     fn terms_in(
         &self,
         t: &str,
         joined: &[Range<usize>],
         triggered: &mut [bool],
-        starts: &mut Vec<(usize, usize)>,
+        at: &mut Vec<(usize, usize)>,
     ) -> Vec<(Owner, Range<usize>)> {
         let mut hits = Vec::new();
-        let ac = &self.ac;
         let bytes = t.as_bytes();
-        let Ok(mut sid) = ac.start_state(Anchored::No) else {
+        let n = bytes.len();
+        let wide = bytes.iter().fold(0u8, |m, &b| m.max(b)) >= crate::compile::NARROW;
+        let (ac, ids) = match &self.narrow {
+            Some((ac, ids)) if !wide => (ac, Some(ids.as_slice())),
+            _ => (&self.ac, None),
+        };
+        let Ok(start) = ac.start_state(Anchored::No) else {
             return hits;
         };
-        // The unfiltered patterns' DFA runs beside the automaton; without
-        // it (or if it ever gives up) their set runs after the pass.
-        let dfa = self.unfiltered_dfa.as_ref();
-        let mut unfiltered = dfa.and_then(|d| {
-            d.start_state_forward(&regex_automata::Input::new(t))
-                .ok()
-                .map(|s| (d, s))
-        });
-        let mut run_set = unfiltered.is_none();
-        let mut i = 0;
-        while i < bytes.len() {
-            match &mut unfiltered {
-                Some((dfa, d)) => {
-                    (sid, *d, i) = advance_both(ac, sid, dfa, *d, bytes, i);
-                    if dfa.is_special_state(*d) {
-                        if dfa.is_match_state(*d) {
-                            // A DFA sees a match one byte late.
-                            note_dfa_matches(dfa, *d, i - 1, self, triggered, starts);
-                        } else if dfa.is_quit_state(*d) {
-                            run_set = true;
-                            unfiltered = None;
-                        } else if dfa.is_dead_state(*d) {
-                            // Nothing more can match.
-                            unfiltered = None;
-                        }
-                    }
+        let dfa_start = |from: usize| {
+            let input = regex_automata::Input::new(t).range(from..);
+            self.unfiltered_dfa
+                .as_ref()
+                .and_then(|d| d.start_state_forward(&input).ok())
+        };
+        let mut dfa = self.unfiltered_dfa.as_ref();
+        let mut run_set = dfa.is_none();
+        let mut chains = [Chain::new(start, dfa_start(0), 0, n, 0), Chain::idle()];
+        let back = ac
+            .max_pattern_len()
+            .max(self.unfiltered_max_len.unwrap_or(0));
+        if n >= 4 * back.max(64) && (dfa.is_none() || self.unfiltered_max_len.is_some()) {
+            let mid = n / 2;
+            let from = mid - back;
+            chains[0].end = mid;
+            chains[1] = Chain::new(start, dfa_start(from), from, n, mid);
+        }
+        if dfa.is_some() && chains.iter().any(|c| c.active() && c.d.is_none()) {
+            dfa = None;
+            run_set = true;
+        }
+        let mut ctx = PassCtx {
+            policy: self,
+            ac,
+            ids,
+            t,
+            joined,
+            triggered,
+            at,
+            hits: &mut hits,
+        };
+        loop {
+            let [a, b] = &mut chains;
+            let moved = match (a.active(), b.active(), dfa) {
+                (true, true, Some(dfa)) => {
+                    step2_both(ac, dfa, a, b, bytes);
+                    [true, true]
                 }
-                None => (sid, i) = advance(ac, sid, bytes, i),
-            }
-            // No prefilter and an unanchored search: a special state is a
-            // match state (or the end of the text was reached).
-            if !ac.is_match(sid) {
-                continue;
-            }
-            let end = i;
-            for k in 0..ac.match_len(sid) {
-                let pid = ac.match_pattern(sid, k);
-                let begin = end - ac.pattern_len(pid);
-                let Some(word) = self.words.get(pid.as_usize()) else {
+                (true, true, None) => {
+                    step2(ac, a, b, bytes);
+                    [true, true]
+                }
+                (true, false, _) | (false, true, _) => {
+                    let first = a.active();
+                    let c = if first { &mut *a } else { &mut *b };
+                    let part = &bytes[..c.end.min(n)];
+                    match (dfa, c.d) {
+                        (Some(dfa), Some(d)) => {
+                            let (sid, d, i) = advance_both(ac, c.sid, dfa, d, part, c.i);
+                            (c.sid, c.d, c.i) = (sid, Some(d), i);
+                        }
+                        _ => (c.sid, c.i) = advance(ac, c.sid, part, c.i),
+                    }
+                    [first, !first]
+                }
+                (false, false, _) => break,
+            };
+            for (k, c) in chains.iter().enumerate() {
+                if !moved[k] {
                     continue;
-                };
-                for &r in &word.triggers {
-                    match self.search.get(r) {
-                        Some(Search::Start(_)) => starts.push((r, begin)),
-                        Some(Search::End(_)) => starts.push((r, end)),
-                        _ => {
-                            if let Some(x) = triggered.get_mut(r) {
-                                *x = true;
-                            }
-                        }
-                    }
                 }
-                // Inside a joined letter-spaced word, any position may be
-                // where a word began or ended.
-                let inside = |x: usize| joined.iter().any(|r| r.start < x && x < r.end);
-                if let Some(term) = &word.term
-                    && text::at_word_boundary(
-                        t,
-                        begin,
-                        end,
-                        term.word_start && !inside(begin),
-                        term.word_end && !inside(end),
-                    )
+                if ac.is_match(c.sid) && c.i > c.after {
+                    ctx.literal_matches(c.sid, c.i);
+                }
+                if let (Some(d), Some(dfa_ref)) = (c.d, dfa)
+                    && dfa_ref.is_special_state(d)
                 {
-                    hits.extend(term.owners.iter().map(|o| (*o, begin..end)));
+                    if dfa_ref.is_match_state(d) {
+                        // A DFA sees a match one byte late.
+                        if c.i - 1 >= c.after {
+                            note_dfa_matches(dfa_ref, d, c.i - 1, self, ctx.triggered, ctx.at);
+                        }
+                    } else {
+                        // It gave up, or nothing more can match: the set
+                        // decides instead.
+                        dfa = None;
+                        run_set = true;
+                    }
                 }
             }
         }
-        if let Some((dfa, d)) = unfiltered {
+        // The chain that ran to the end of the text sees matches at its end.
+        if let Some(dfa) = dfa
+            && let Some(c) = chains.iter().find(|c| c.end == n)
+            && let Some(d) = c.d
+        {
             let eoi = dfa.next_eoi_state(d);
             if dfa.is_match_state(eoi) {
-                note_dfa_matches(dfa, eoi, bytes.len(), self, triggered, starts);
+                note_dfa_matches(dfa, eoi, n, self, ctx.triggered, ctx.at);
             }
         }
         if run_set && let Some(set) = &self.unfiltered_set {
@@ -264,7 +294,7 @@ impl CompiledPolicy {
             set.which_overlapping_matches(&regex_automata::Input::new(t), &mut found);
             for k in found.iter() {
                 if let Some(&r) = self.unfiltered.get(k.as_usize()) {
-                    triggered[r] = true;
+                    ctx.triggered[r] = true;
                 }
             }
         }
@@ -294,7 +324,11 @@ impl CompiledPolicy {
                 here.push(x);
             }
             match self.search.get(r) {
-                Some(Search::Start(re)) => from_starts(t, re, &here, rule, &mut matches),
+                Some(Search::Start(re)) => {
+                    if !from_starts(t, re, &here, rule, &mut matches) {
+                        matches.extend(self.regexes[r].find_iter(t).map(|m| (rule, m.range())));
+                    }
+                }
                 // Too many ends to try one by one, or found some other
                 // way than by its atoms: the whole text.
                 Some(Search::End(re))
@@ -368,10 +402,11 @@ impl CompiledPolicy {
     /// rule's proximity condition, or all of its evidence.
     fn cleared(
         &self,
+        ri: usize,
         rule: &ClaimRule,
         s: &Scanned<'_>,
         m: &Range<usize>,
-        facts: &HashSet<&str>,
+        facts: &[&str],
     ) -> bool {
         let t = &s.norm.text;
         if rule.except.iter().any(|e| text::inside_phrase(t, m, e)) {
@@ -389,9 +424,11 @@ impl CompiledPolicy {
             return true;
         }
         let body = &t[sentence.clone()];
-        if !rule.only_near.is_empty()
-            && !rule.only_near.iter().any(|w| text::contains_word(body, w))
-        {
+        let any_word = |set: Option<&Option<WordSet>>, words: &[String]| match set {
+            Some(Some(set)) => set.any_in(body),
+            _ => words.iter().any(|w| text::contains_word(body, w)),
+        };
+        if !rule.only_near.is_empty() && !any_word(self.near.get(ri), &rule.only_near) {
             return true;
         }
         let Some(ev) = &rule.evidence else {
@@ -418,9 +455,8 @@ impl CompiledPolicy {
             && ev
                 .label_fact
                 .as_ref()
-                .is_none_or(|f| facts.contains(f.as_str()))
-            && (ev.sentence_has.is_empty()
-                || ev.sentence_has.iter().any(|w| text::contains_word(body, w)))
+                .is_none_or(|f| facts.contains(&f.as_str()))
+            && (ev.sentence_has.is_empty() || any_word(self.has.get(ri), &ev.sentence_has))
     }
 
     fn off_label(
@@ -550,29 +586,32 @@ impl CompiledPolicy {
         let Some(market) = self.set.markets.get(&ctx.market) else {
             return;
         };
-        let present: HashSet<usize> = scanned
-            .iter()
-            .flat_map(|s| s.hits.iter())
-            .filter_map(|(o, _)| match o {
-                Owner::Required(k) => Some(*k),
-                _ => None,
-            })
-            .collect();
+        let mut present = vec![false; self.required.len()];
+        for s in scanned {
+            for (o, _) in &s.hits {
+                if let Owner::Required(k) = o
+                    && let Some(p) = present.get_mut(*k)
+                {
+                    *p = true;
+                }
+            }
+        }
         let (last_part, end) = scanned
             .iter()
             .max_by_key(|s| s.part)
             .map_or((0, 0), |s| (s.part, s.original.len()));
+        // A market's elements are numbered one after the other.
+        let base = self.required.iter().position(|(c, _)| *c == market.code);
         for (j, r) in market.require.iter().enumerate() {
             if !r.scope.applies(&ctx.market, ctx.channel, ctx.audience)
                 || (r.when_product && !promoted)
             {
                 continue;
             }
-            let k = self
-                .required
-                .iter()
-                .position(|(c, x)| *c == market.code && *x == j);
-            if k.is_some_and(|k| present.contains(&k)) {
+            let k = base
+                .map(|b| b + j)
+                .filter(|&k| self.required.get(k).is_some_and(|x| x.1 == j));
+            if k.is_some_and(|k| present[k]) {
                 continue;
             }
             let expected: Vec<String> = r.any_of.iter().map(|a| format!("`{a}`")).collect();
@@ -593,6 +632,156 @@ impl CompiledPolicy {
             });
         }
     }
+}
+
+/// Where one chain of the pass is: the automaton's state, the unfiltered
+/// DFA's (`None` when it does not run), the next byte, the end of its
+/// part of the text, and the end a match must be past to be its to report.
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    sid: aho_corasick::automaton::StateID,
+    d: Option<regex_automata::util::primitives::StateID>,
+    i: usize,
+    end: usize,
+    after: usize,
+}
+
+impl Chain {
+    fn new(
+        sid: aho_corasick::automaton::StateID,
+        d: Option<regex_automata::util::primitives::StateID>,
+        i: usize,
+        end: usize,
+        after: usize,
+    ) -> Chain {
+        Chain {
+            sid,
+            d,
+            i,
+            end,
+            after,
+        }
+    }
+
+    fn idle() -> Chain {
+        Chain::new(aho_corasick::automaton::StateID::ZERO, None, 0, 0, 0)
+    }
+
+    fn active(&self) -> bool {
+        self.i < self.end
+    }
+}
+
+/// What the pass collects.
+struct PassCtx<'p, 't> {
+    policy: &'p CompiledPolicy,
+    /// The automaton of the pass, and what its pattern ids index in
+    /// `words` (`None`: the same index).
+    ac: &'p aho_corasick::dfa::DFA,
+    ids: Option<&'p [usize]>,
+    t: &'t str,
+    joined: &'p [Range<usize>],
+    triggered: &'p mut [bool],
+    at: &'p mut Vec<(usize, usize)>,
+    hits: &'p mut Vec<(Owner, Range<usize>)>,
+}
+
+impl PassCtx<'_, '_> {
+    /// The literals that end at `end`, in automaton state `sid`.
+    fn literal_matches(&mut self, sid: aho_corasick::automaton::StateID, end: usize) {
+        let p = self.policy;
+        let ac = self.ac;
+        for k in 0..ac.match_len(sid) {
+            let pid = ac.match_pattern(sid, k);
+            let begin = end - ac.pattern_len(pid);
+            let index = match self.ids {
+                Some(ids) => ids.get(pid.as_usize()).copied(),
+                None => Some(pid.as_usize()),
+            };
+            let Some(word) = index.and_then(|i| p.words.get(i)) else {
+                continue;
+            };
+            for &r in &word.triggers {
+                match p.search.get(r) {
+                    Some(Search::Start(_)) => self.at.push((r, begin)),
+                    Some(Search::End(_)) => self.at.push((r, end)),
+                    _ => {
+                        if let Some(x) = self.triggered.get_mut(r) {
+                            *x = true;
+                        }
+                    }
+                }
+            }
+            // Inside a joined letter-spaced word, any position may be
+            // where a word began or ended.
+            let inside = |x: usize| self.joined.iter().any(|r| r.start < x && x < r.end);
+            if let Some(term) = &word.term
+                && text::at_word_boundary(
+                    self.t,
+                    begin,
+                    end,
+                    term.word_start && !inside(begin),
+                    term.word_end && !inside(end),
+                )
+            {
+                self.hits
+                    .extend(term.owners.iter().map(|o| (*o, begin..end)));
+            }
+        }
+    }
+}
+
+/// Two chains of the automaton in one loop, until either reaches a match
+/// state or the end of its part.
+#[inline(never)]
+fn step2(ac: &aho_corasick::dfa::DFA, a: &mut Chain, b: &mut Chain, bytes: &[u8]) {
+    let (mut sa, mut ia, ea) = (a.sid, a.i, a.end.min(bytes.len()));
+    let (mut sb, mut ib, eb) = (b.sid, b.i, b.end.min(bytes.len()));
+    while ia < ea && ib < eb {
+        sa = ac.next_state(Anchored::No, sa, bytes[ia]);
+        sb = ac.next_state(Anchored::No, sb, bytes[ib]);
+        ia += 1;
+        ib += 1;
+        if ac.is_special(sa) | ac.is_special(sb) {
+            break;
+        }
+    }
+    (a.sid, a.i, b.sid, b.i) = (sa, ia, sb, ib);
+}
+
+/// [`step2`] with the unfiltered DFA stepping in each chain too: four
+/// independent chains of lookups in one loop.
+#[inline(never)]
+fn step2_both(
+    ac: &aho_corasick::dfa::DFA,
+    dfa: &dense::DFA<Vec<u32>>,
+    a: &mut Chain,
+    b: &mut Chain,
+    bytes: &[u8],
+) {
+    let (Some(mut da), Some(mut db)) = (a.d, b.d) else {
+        return step2(ac, a, b, bytes);
+    };
+    let (mut sa, mut ia, ea) = (a.sid, a.i, a.end.min(bytes.len()));
+    let (mut sb, mut ib, eb) = (b.sid, b.i, b.end.min(bytes.len()));
+    while ia < ea && ib < eb {
+        let (x, y) = (bytes[ia], bytes[ib]);
+        sa = ac.next_state(Anchored::No, sa, x);
+        da = dfa.next_state(da, x);
+        sb = ac.next_state(Anchored::No, sb, y);
+        db = dfa.next_state(db, y);
+        ia += 1;
+        ib += 1;
+        if ac.is_special(sa)
+            | ac.is_special(sb)
+            | dfa.is_special_state(da)
+            | dfa.is_special_state(db)
+        {
+            break;
+        }
+    }
+    (a.sid, a.d, a.i) = (sa, Some(da), ia);
+    (b.sid, b.d, b.i) = (sb, Some(db), ib);
 }
 
 /// Runs the automaton from state `sid` at byte `i` up to the next match
@@ -619,13 +808,15 @@ fn advance(
 /// The matches of a pattern every match of which starts with an atom,
 /// given where atoms start: trying each in turn, anchored, from where the
 /// last match ended, lists the same matches as `find_iter` over the text.
+/// `false` if the DFA gave up (then the caller searches the whole text).
 fn from_starts(
     t: &str,
-    re: &meta::Regex,
+    re: &StartSearch,
     starts: &[usize],
     rule: usize,
     out: &mut Vec<(usize, Range<usize>)>,
-) {
+) -> bool {
+    let mut found = Vec::new();
     let mut from = 0;
     for &s in starts {
         if s < from {
@@ -634,11 +825,21 @@ fn from_starts(
         let input = regex_automata::Input::new(t)
             .range(s..)
             .anchored(regex_automata::Anchored::Yes);
-        if let Some(m) = re.search(&input) {
-            out.push((rule, m.range()));
-            from = m.end().max(s + 1);
+        let end = match re {
+            // A forward DFA knows where the match ends; it starts at `s`.
+            StartSearch::Dfa(dfa) => match dfa.try_search_fwd(&input) {
+                Ok(m) => m.map(|m| m.offset()),
+                Err(_) => return false,
+            },
+            StartSearch::Meta(re) => re.search(&input).map(|m| m.end()),
+        };
+        if let Some(e) = end {
+            found.push((rule, s..e));
+            from = e.max(s + 1);
         }
     }
+    out.extend(found);
+    true
 }
 
 /// The matches of a pattern every match of which ends with an atom, given
@@ -763,6 +964,7 @@ fn finding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex_automata::meta;
 
     /// Every position where one of `atoms` starts or ends in `t`.
     fn positions(t: &str, atoms: &[&str], end: bool) -> Vec<usize> {
@@ -814,8 +1016,18 @@ mod tests {
                     let re = dfa::regex::Regex::new(pattern).unwrap();
                     assert!(from_ends(t, &re, &at, 0, &mut got));
                 } else {
-                    let re = meta::Regex::new(pattern).unwrap();
-                    from_starts(t, &re, &at, 0, &mut got);
+                    let re = StartSearch::Meta(meta::Regex::new(pattern).unwrap());
+                    assert!(from_starts(t, &re, &at, 0, &mut got));
+                    let mut by_dfa = Vec::new();
+                    let dfa = dense::Builder::new()
+                        .configure(
+                            dense::Config::new()
+                                .start_kind(regex_automata::dfa::StartKind::Anchored),
+                        )
+                        .build(pattern)
+                        .unwrap();
+                    assert!(from_starts(t, &StartSearch::Dfa(dfa), &at, 0, &mut by_dfa));
+                    assert_eq!(by_dfa, got);
                 }
                 let got: Vec<Range<usize>> = got.into_iter().map(|(_, r)| r).collect();
                 assert_eq!(got, expected, "{pattern} in {t}");

@@ -126,6 +126,19 @@ fn latest_at(
     .transpose()
 }
 
+/// The record that decides `q`, inside a read.
+pub(crate) fn deciding_in(c: &Connection, q: &ConsentQuery) -> StoreResult<Option<ConsentRecord>> {
+    // Consent follows the survivor: a merged HCP's statements count for the
+    // whole group, the latest wins.
+    let group = identity::ids_of(c, &identity::group_of(c, &q.hcp)?)?;
+    let wide = latest_in_group(c, &group, q, "")?;
+    let specific = match q.product.as_deref() {
+        Some(p) if !p.is_empty() => latest_in_group(c, &group, q, p)?,
+        _ => None,
+    };
+    Ok(consent::resolve(specific.as_ref(), wide.as_ref()).cloned())
+}
+
 impl ConsentStore for SqliteStore {
     fn record_consents(&self, actor: &str, records: &[NewConsent]) -> StoreResult<Vec<ConsentId>> {
         const OP: &str = "record consent";
@@ -208,16 +221,6 @@ impl ConsentStore for SqliteStore {
     }
 
     fn deciding_consent(&self, q: &ConsentQuery) -> StoreResult<Option<ConsentRecord>> {
-        self.read("read consent", |c| {
-            // Consent follows the survivor: a merged HCP's statements count
-            // for the whole group, the latest wins.
-            let group = identity::ids_of(c, &identity::group_of(c, &q.hcp)?)?;
-            let wide = latest_in_group(c, &group, q, "")?;
-            let specific = match q.product.as_deref() {
-                Some(p) if !p.is_empty() => latest_in_group(c, &group, q, p)?,
-                _ => None,
-            };
-            Ok(consent::resolve(specific.as_ref(), wide.as_ref()).cloned())
-        })
+        self.read("read consent", |c| deciding_in(c, q))
     }
 }

@@ -2,11 +2,13 @@
 
 use omnigate_core::audit::NewAuditEntry;
 use omnigate_core::canonical::canonical_json_of;
+use omnigate_core::content::{ContentState, VersionHash};
 use omnigate_core::hcp::HcpId;
 use omnigate_core::ledger::{
     CancelScope, Contact, DecisionFilter, DecisionRecord, DispatchRecord, DispatchState,
-    LedgerStore, NewDispatch, Outcome, RecordReport,
+    FactsQuery, GateFacts, GateFactsStore, LedgerStore, NewDispatch, Outcome, RecordReport,
 };
+use omnigate_core::store::ConsentQuery;
 use omnigate_core::store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 use serde_json::json;
@@ -463,40 +465,105 @@ impl LedgerStore for SqliteStore {
     }
 
     fn contacts_since(&self, hcp_id: &HcpId, since: i64) -> StoreResult<Vec<Contact>> {
-        const OP: &str = "read an HCP's contacts";
+        self.read("read an HCP's contacts", |c| contacts_in(c, hcp_id, since))
+    }
+}
+
+/// The contacts of `hcp_id`'s merge group since `since`, inside a read.
+fn contacts_in(c: &Connection, hcp_id: &HcpId, since: i64) -> StoreResult<Vec<Contact>> {
+    const OP: &str = "read an HCP's contacts";
+    let group = identity::group_of(c, hcp_id)?;
+    let mut out = Vec::new();
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT planned_at, channel, campaign FROM dispatch
+             WHERE hcp_num = ?1 AND planned_at >= ?2
+               AND state IN ('queued', 'sending', 'sent')",
+        )
+        .during(OP)?;
+    for num in group {
+        let rows = stmt
+            .query_map(params![num, since], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .during(OP)?;
+        for row in rows {
+            let (at, channel, campaign) = row.during(OP)?;
+            out.push(Contact {
+                at,
+                channel: channel
+                    .parse()
+                    .map_err(|_| corrupt(OP, "channel", &channel))?,
+                campaign,
+            });
+        }
+    }
+    out.sort_by_key(|c| c.at);
+    Ok(out)
+}
+
+impl GateFactsStore for SqliteStore {
+    fn gate_facts(&self, q: &FactsQuery) -> StoreResult<GateFacts> {
+        const OP: &str = "read the gate's facts";
+        // One read transaction: every fact from the same snapshot.
         self.read(OP, |c| {
-            let group = identity::group_of(c, hcp_id)?;
-            let mut out = Vec::new();
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT planned_at, channel, campaign FROM dispatch
-                     WHERE hcp_num = ?1 AND planned_at >= ?2
-                       AND state IN ('queued', 'sending', 'sent')",
-                )
+            let profile = hcp::load(c, &q.hcp)?;
+            let version_state: Option<String> = c
+                .prepare_cached("SELECT state FROM content_version WHERE hash = ?1")
+                .and_then(|mut s| s.query_row([&q.version.0], |r| r.get(0)).optional())
                 .during(OP)?;
-            for num in group {
-                let rows = stmt
-                    .query_map(params![num, since], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                        ))
+            let version_state = version_state
+                .map(|s| {
+                    ContentState::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == s)
+                        .ok_or_else(|| corrupt(OP, "content state", &s))
+                })
+                .transpose()?;
+            let latest_approved = match &q.item {
+                None => None,
+                Some(item) => c
+                    .prepare_cached(
+                        "SELECT hash FROM content_version
+                         WHERE item_id = ?1 AND state IN ('approved', 'expired', 'withdrawn')
+                         ORDER BY created_at DESC, hash DESC LIMIT 1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row([item], |r| Ok(VersionHash(r.get(0)?)))
+                            .optional()
                     })
-                    .during(OP)?;
-                for row in rows {
-                    let (at, channel, campaign) = row.during(OP)?;
-                    out.push(Contact {
-                        at,
-                        channel: channel
-                            .parse()
-                            .map_err(|_| corrupt(OP, "channel", &channel))?,
-                        campaign,
-                    });
+                    .during(OP)?,
+            };
+            let (consent, contacts) = match &profile {
+                None => (None, Vec::new()),
+                Some(p) => {
+                    let consent = match &q.consent {
+                        None => None,
+                        Some((market, channel, purpose, product)) => crate::consent::deciding_in(
+                            c,
+                            &ConsentQuery {
+                                hcp: q.hcp.clone(),
+                                channel: *channel,
+                                purpose: *purpose,
+                                market: market.clone().unwrap_or_else(|| p.market.clone()),
+                                product: product.clone(),
+                            },
+                        )?,
+                    };
+                    (consent, contacts_in(c, &q.hcp, q.contacts_since)?)
                 }
-            }
-            out.sort_by_key(|c| c.at);
-            Ok(out)
+            };
+            Ok(GateFacts {
+                profile,
+                version_state,
+                latest_approved,
+                consent,
+                contacts,
+            })
         })
     }
 }
