@@ -273,7 +273,11 @@ fn print_out(text: &str) {
     let _ = out.flush();
 }
 
-pub(crate) fn emit<T: Serialize>(format: Format, value: &T, text: impl FnOnce(&T) -> String) -> Outcome {
+pub(crate) fn emit<T: Serialize>(
+    format: Format,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Outcome {
     match format {
         Format::Json => {
             let json = serde_json::to_string_pretty(value)

@@ -753,9 +753,10 @@ pub fn debug_atoms_tmp(p: &CompiledPolicy) {
     {
         use aho_corasick::automaton::Automaton;
         eprintln!(
-            "ac: {} bytes, {} patterns",
+            "ac: {} bytes, {} patterns; narrow {:?}",
             p.ac.memory_usage(),
-            p.ac.patterns_len()
+            p.ac.patterns_len(),
+            p.narrow.as_ref().map(|n| (n.0.memory_usage(), n.0.patterns_len()))
         );
     }
     for (r, re) in p.regexes.iter().enumerate() {

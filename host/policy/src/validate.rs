@@ -299,15 +299,19 @@ pub fn validate(p: Parsed) -> Result<PolicySet, Vec<Diagnostic>> {
         for field in &c.personalization {
             match PersonalField::from_str(field.get_ref()) {
                 Ok(pf) => personalization.push(pf),
-                Err(_) if HcpField::from_str(field.get_ref()).is_ok_and(|f| f.is_contact_detail()) => v.err(
-                    chf,
-                    field,
-                    format!(
-                        "contact detail `{}` cannot be filled into a message on `{channel}`",
-                        field.get_ref()
-                    ),
-                    Some("contact details never appear in message text".into()),
-                ),
+                Err(_)
+                    if HcpField::from_str(field.get_ref()).is_ok_and(|f| f.is_contact_detail()) =>
+                {
+                    v.err(
+                        chf,
+                        field,
+                        format!(
+                            "contact detail `{}` cannot be filled into a message on `{channel}`",
+                            field.get_ref()
+                        ),
+                        Some("contact details never appear in message text".into()),
+                    )
+                }
                 Err(_) => v.err(
                     chf,
                     field,

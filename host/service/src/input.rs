@@ -16,10 +16,10 @@ use std::str::FromStr;
 
 use omnigate_core::consent::{ConsentScope, ConsentSource, ConsentStatus, NewConsent, Purpose};
 use omnigate_core::content::ContentBody;
-use omnigate_core::template::{PersonalField, Template};
 use omnigate_core::event::{EventError, EventType, NewEvent, UnixMillis, now_millis};
 use omnigate_core::hcp::{ContactDetails, LicenceStatus, Specialty};
 use omnigate_core::redact::redact;
+use omnigate_core::template::{PersonalField, Template};
 use omnigate_core::{Channel, HcpField, HcpId, HcpProfile};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -618,9 +618,7 @@ pub(crate) fn check_body(b: &ContentBody, at: &Location) -> ServiceResult<()> {
         {
             return Err(ServiceError::invalid(
                 place,
-                format!(
-                    "the placeholder `{{{{{f}}}}}` is not declared in personalization_fields"
-                ),
+                format!("the placeholder `{{{{{f}}}}}` is not declared in personalization_fields"),
             ));
         }
     }

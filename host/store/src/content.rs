@@ -494,7 +494,10 @@ impl ContentStore for SqliteStore {
                  WHERE item_id = ?1 AND state IN ('approved', 'expired', 'withdrawn')
                  ORDER BY created_at DESC, hash DESC LIMIT 1",
             )
-            .and_then(|mut s| s.query_row([item], |r| Ok(VersionHash(r.get(0)?))).optional())
+            .and_then(|mut s| {
+                s.query_row([item], |r| Ok(VersionHash(r.get(0)?)))
+                    .optional()
+            })
             .during(OP)
         })
     }

@@ -44,7 +44,7 @@ pub struct StoreOptions {
     /// per-event indexes and the feature tables (see `docs/store.md`,
     /// "Events and derived features"). Larger folds write each page of those
     /// tables for more events at once (faster ingest) but hold more in
-    /// memory (about 100 bytes per event) and take longer each. At least 1.
+    /// memory (about 130 bytes per event) and take longer each. At least 1.
     pub fold_events: usize,
 }
 
