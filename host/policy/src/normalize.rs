@@ -266,6 +266,9 @@ struct Folder {
     // Spaces of `text` that stand for several whitespace characters:
     // (position, how many).
     wide: Vec<(u32, u8)>,
+    // Whether a non-ASCII spacer (`·`, `•`, ...) was seen: the quick test
+    // for letter spacing looks at ASCII spacers only.
+    dots: bool,
 }
 
 impl Folder {
@@ -278,6 +281,7 @@ impl Folder {
             newlines: 0,
             mapped: Vec::new(),
             wide: Vec::new(),
+            dots: false,
         }
     }
 
@@ -414,6 +418,7 @@ impl Folder {
         if is_combining_mark(d) || is_ignorable(d) {
             return;
         }
+        self.dots |= is_letter_spacer(d);
         if d.is_whitespace() {
             self.separator(if d == '\u{2028}' { '\n' } else { ' ' }, s, e);
             return;
@@ -523,7 +528,11 @@ impl Folder {
             joined: Vec::new(),
             unjoined: None,
         };
-        let (spacers, runs): (Vec<Range<usize>>, Vec<Range<usize>>) = (Vec::new(), Vec::new()); let _ = letter_spacers;
+        let (spacers, runs) = if self.dots || maybe_letter_spaced(out.text.as_bytes()) {
+            letter_spacers(&out.text, &self.wide)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         if spacers.is_empty() {
             out
         } else {
@@ -564,21 +573,89 @@ const CLASS: [u8; 256] = {
     t
 };
 
+/// Whether `b` may hold a letter-spaced word with ASCII spacers: three
+/// single letters with a spacer between each (`x c.u.r y`): a word, a
+/// spacer, a word, a spacer, a word, each word one ASCII letter, with no
+/// letter or digit right before or after. Ordinary prose has that almost
+/// never (` a `, ` I ` are single), so this, run on every text and over
+/// whole vectors of bytes (comparisons only, on seven shifted views),
+/// spares the close look nearly always.
+fn maybe_letter_spaced(b: &[u8]) -> bool {
+    let n = b.len();
+    if n < 5 {
+        return false;
+    }
+    // The windows at the edges of the text first.
+    let class =
+        |x: u8| ascii_spacer(x) | (letter(x) << 1) | (u8::from(x.is_ascii_alphanumeric()) << 2);
+    let core = |c: [u8; 5]| (c[0] >> 1) & c[1] & (c[2] >> 1) & c[3] & (c[4] >> 1) & 1;
+    let edge = |at: usize, before: Option<u8>, after: Option<u8>| {
+        let c = [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4]].map(class);
+        let free = |x: Option<u8>| x.is_none_or(|x| !x.is_ascii_alphanumeric());
+        core(c) == 1 && free(before) && free(after)
+    };
+    if edge(0, None, b.get(5).copied()) || edge(n - 5, n.checked_sub(6).map(|k| b[k]), None) {
+        return true;
+    }
+    // Then every inner window: classify a block of bytes into flags
+    // (spacer 1, letter 2, letter or digit 4), then combine seven shifted
+    // views of the flags.
+    const BLOCK: usize = 64;
+    let mut flags = [0u8; BLOCK + 6];
+    let mut start = 0;
+    while start + 7 <= n {
+        let chunk = &b[start..(start + BLOCK + 6).min(n)];
+        let f = &mut flags[..chunk.len()];
+        for (f, &x) in f.iter_mut().zip(chunk) {
+            *f = class(x);
+        }
+        let m = chunk.len() - 6;
+        let v = [
+            &f[..m],
+            &f[1..m + 1],
+            &f[2..m + 2],
+            &f[3..m + 3],
+            &f[4..m + 4],
+            &f[5..m + 5],
+            &f[6..m + 6],
+        ];
+        let mut any = 0u8;
+        for k in 0..m {
+            any |= !v[0][k] >> 2
+                & v[1][k] >> 1
+                & v[2][k]
+                & v[3][k] >> 1
+                & v[4][k]
+                & v[5][k] >> 1
+                & !v[6][k] >> 2;
+        }
+        if any & 1 != 0 {
+            return true;
+        }
+        start += m;
+    }
+    false
+}
+
+/// 1 for an ASCII spacer byte. Comparisons joined with `|`, not `||`: no
+/// branches, so that loops over it run on vectors.
+#[inline(always)]
+fn ascii_spacer(b: u8) -> u8 {
+    u8::from(b == b' ')
+        | u8::from(b == b'.')
+        | u8::from(b == b'-')
+        | u8::from(b == b'_')
+        | u8::from(b == b'*')
+        | u8::from(b == b'~')
+        | u8::from(b == b'/')
+        | u8::from(b == b'|')
+        | u8::from(b == b'+')
+}
+
 /// 1 for a spacer byte, any byte of a non-ASCII character included.
 #[inline(always)]
 fn loose_spacer(b: u8) -> u8 {
-    u8::from(
-        b == b' '
-            || b == b'.'
-            || b == b'-'
-            || b == b'_'
-            || b == b'*'
-            || b == b'~'
-            || b == b'/'
-            || b == b'|'
-            || b == b'+'
-            || b >= 0x80,
-    )
+    ascii_spacer(b) | u8::from(b >= 0x80)
 }
 
 /// 1 for an ASCII letter.

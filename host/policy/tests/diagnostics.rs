@@ -125,8 +125,8 @@ fn an_invalid_duration_and_time_in_caps_say_how_to_write_them() {
 fn a_contact_detail_cannot_be_a_personalization_field() {
     insta::assert_snapshot!(diagnostics(&[(
         "channels.toml",
-        "personalization = [\"name\", \"specialty\", \"institution\"]",
-        "personalization = [\"name\", \"email\", \"favourite-color\"]",
+        "personalization = [\"salutation\", \"name\", \"specialty\", \"institution\"",
+        "personalization = [\"name\", \"email\", \"favourite-color\"",
     )]));
 }
 
