@@ -6,17 +6,21 @@
 //!
 //! Screening makes one pass over a text. Besides the terms, the automaton
 //! holds the *atoms* of the patterns: literals one of which every match of
-//! the pattern must start or end with (`superior to`; `倍` for
+//! the pattern starts with, ends with or contains (`superior to`; `倍` for
 //! `\d+\s?倍`), found by the literal extraction of `regex-syntax`. A
 //! pattern runs only on a text where one of its atoms occurred, as in
-//! RE2's FilteredRE2; the few without good atoms (digit shapes such as
-//! `\b\d{3}-\d{2}-\d{4}\b`) run as one `RegexSet` on every text.
+//! RE2's FilteredRE2, and where possible only there: anchored at each atom
+//! that starts a match, or from a reverse search at each atom that ends
+//! one (`Search`). The few patterns without good atoms (digit shapes such
+//! as `\b\d{3}-\d{2}-\d{4}\b`) become one small dense DFA that steps beside
+//! the automaton in the same pass, with a `regex-automata` set behind it
+//! should the DFA not build or give up.
 
 use std::collections::HashMap;
 
 use aho_corasick::{MatchKind, StartKind, dfa::DFA};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use regex_automata::dfa::{self, Automaton as _, StartKind as DfaStart, dense};
+use regex_automata::dfa::{self, StartKind as DfaStart, dense};
 use regex_automata::meta;
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 
@@ -114,7 +118,7 @@ impl WordSet {
 /// The anchored search of a [`Search::Start`] pattern.
 #[derive(Debug)]
 pub(crate) enum StartSearch {
-    Dfa(dense::DFA<Vec<u32>>),
+    Dfa(Box<dense::DFA<Vec<u32>>>),
     Meta(meta::Regex),
 }
 
@@ -457,7 +461,7 @@ fn start_search(source: &str, limit: usize) -> Search {
         )
         .build(source);
     if let Ok(dfa) = dfa {
-        return Search::Start(Box::new(StartSearch::Dfa(dfa)));
+        return Search::Start(Box::new(StartSearch::Dfa(Box::new(dfa))));
     }
     meta::Builder::new()
         .configure(
@@ -672,7 +676,9 @@ pub fn compile(set: PolicySet) -> Result<CompiledPolicy, Vec<Diagnostic>> {
                 .ok()
         })
         .flatten();
-    let set_limit = limit.saturating_mul(markers.len().max(1)).min(256 << 20);
+    // As before: the budget of the citation markers together grows with the
+    // number of patterns, bounded.
+    let set_limit = limit.saturating_mul(regexes.len().max(1)).min(256 << 20);
     let citation = if markers.is_empty() {
         None
     } else {
@@ -738,84 +744,4 @@ mod tests {
         assert_eq!(upper_case_letter(r"\p{Han}\PL\D[a-z]"), None);
         assert_eq!(upper_case_letter(r"\bCure"), Some('C'));
     }
-}
-
-#[doc(hidden)]
-pub fn debug_atoms_tmp(p: &CompiledPolicy) {
-    if let Some(d) = &p.unfiltered_dfa {
-        eprintln!(
-            "unfiltered dfa: {} bytes, {} pattern(s), stride2 {}",
-            d.memory_usage(),
-            d.pattern_len(),
-            d.stride2()
-        );
-    }
-    {
-        use aho_corasick::automaton::Automaton;
-        eprintln!(
-            "ac: {} bytes, {} patterns; narrow {:?}",
-            p.ac.memory_usage(),
-            p.ac.patterns_len(),
-            p.narrow.as_ref().map(|n| (n.0.memory_usage(), n.0.patterns_len()))
-        );
-    }
-    for (r, re) in p.regexes.iter().enumerate() {
-        let mode = if p.unfiltered.contains(&r) {
-            "UNFILTERED"
-        } else {
-            match &p.search[r] {
-                Search::Start(_) => "start",
-                Search::End(_) => "end",
-                Search::Whole => "whole",
-            }
-        };
-        let a = match atoms(&rewrite(re.as_str())) {
-            None => "-".to_string(),
-            Some(a) => format!(
-                "{:?} {:?}",
-                a.place,
-                a.literals
-                    .iter()
-                    .take(8)
-                    .map(|l| String::from_utf8_lossy(l).to_string())
-                    .collect::<Vec<_>>()
-            ),
-        };
-        eprintln!("{mode:10} {:60} {}", re.as_str(), a);
-    }
-}
-
-#[doc(hidden)]
-pub fn debug_ac_counts_tmp(p: &CompiledPolicy, texts: &[String]) {
-    use aho_corasick::automaton::Automaton;
-    let mut counts = vec![0usize; p.words.len()];
-    let mut total = 0;
-    for t in texts {
-        let mut sid = p.ac.start_state(aho_corasick::Anchored::No).unwrap();
-        for &b in t.as_bytes() {
-            sid = p.ac.next_state(aho_corasick::Anchored::No, sid, b);
-            if p.ac.is_match(sid) {
-                for k in 0..p.ac.match_len(sid) {
-                    counts[p.ac.match_pattern(sid, k).as_usize()] += 1;
-                    total += 1;
-                }
-            }
-        }
-    }
-    let mut v: Vec<(usize, usize)> = counts.iter().copied().enumerate().collect();
-    v.sort_by_key(|x| std::cmp::Reverse(x.1));
-    eprintln!("total AC matches {total}");
-    for (i, c) in v.iter().take(25) {
-        eprintln!(
-            "{c:6} {:?} term={} triggers={:?}",
-            String::from_utf8_lossy(&p_lit(p, *i)),
-            p.words[*i].term.is_some(),
-            p.words[*i].triggers
-        );
-    }
-}
-fn p_lit(p: &CompiledPolicy, i: usize) -> Vec<u8> {
-    use aho_corasick::automaton::Automaton;
-    let _ = p.ac.pattern_len(aho_corasick::PatternID::must(i));
-    format!("#{i}").into_bytes()
 }

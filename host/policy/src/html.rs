@@ -74,53 +74,73 @@ fn entity<'a>(input: &'a str, i: usize, out: &mut impl FnMut(Piece<'a>)) -> Opti
     Some(end)
 }
 
+/// A tag name of up to eight bytes as a number, to compare names without
+/// a call per candidate (`0` for a longer one).
+const fn key(name: &[u8]) -> u64 {
+    if name.len() > 8 {
+        return 0;
+    }
+    let mut k = 0u64;
+    let mut i = 0;
+    while i < name.len() {
+        k |= (name[i] as u64) << (8 * i);
+        i += 1;
+    }
+    k
+}
+
+const BLOCK: [u64; 33] = [
+    key(b"address"),
+    key(b"article"),
+    key(b"aside"),
+    key(b"center"),
+    key(b"dd"),
+    key(b"div"),
+    key(b"dl"),
+    key(b"dt"),
+    key(b"footer"),
+    key(b"form"),
+    key(b"h1"),
+    key(b"h2"),
+    key(b"h3"),
+    key(b"h4"),
+    key(b"h5"),
+    key(b"h6"),
+    key(b"header"),
+    key(b"hr"),
+    key(b"li"),
+    key(b"main"),
+    key(b"nav"),
+    key(b"ol"),
+    key(b"p"),
+    key(b"pre"),
+    key(b"section"),
+    key(b"table"),
+    key(b"tbody"),
+    key(b"td"),
+    key(b"tfoot"),
+    key(b"th"),
+    key(b"thead"),
+    key(b"tr"),
+    key(b"ul"),
+];
+
 /// Tags that end a paragraph (`br` only a line).
 fn is_block(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"address"
-            | b"article"
-            | b"aside"
-            | b"blockquote"
-            | b"center"
-            | b"dd"
-            | b"div"
-            | b"dl"
-            | b"dt"
-            | b"footer"
-            | b"form"
-            | b"h1"
-            | b"h2"
-            | b"h3"
-            | b"h4"
-            | b"h5"
-            | b"h6"
-            | b"header"
-            | b"hr"
-            | b"li"
-            | b"main"
-            | b"nav"
-            | b"ol"
-            | b"p"
-            | b"pre"
-            | b"section"
-            | b"table"
-            | b"tbody"
-            | b"td"
-            | b"tfoot"
-            | b"th"
-            | b"thead"
-            | b"tr"
-            | b"ul"
-    )
+    name == b"blockquote" || (!name.is_empty() && BLOCK.contains(&key(name)))
 }
 
 /// Elements whose content no reader sees.
 fn is_invisible(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"head" | b"script" | b"style" | b"template" | b"title" | b"noscript"
-    )
+    const INVISIBLE: [u64; 6] = [
+        key(b"head"),
+        key(b"script"),
+        key(b"style"),
+        key(b"template"),
+        key(b"title"),
+        key(b"noscript"),
+    ];
+    !name.is_empty() && INVISIBLE.contains(&key(name))
 }
 
 /// Handles the tag at `i` and returns where the text resumes.

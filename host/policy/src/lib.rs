@@ -6,8 +6,9 @@
 //! -> syntax trees, every error with file:line:column), validate
 //! ([`validate`]: against the channels, HCP fields, markets, products and
 //! label facts the host and the policy know), compile ([`compile`]: terms
-//! into Aho-Corasick, regular expressions into a `RegexSet`, under size
-//! limits). Screening ([`screen`]) normalizes first ([`normalize`]) so that
+//! and the literal atoms of the regular expressions into one Aho-Corasick
+//! automaton, each expression run only where one of its atoms occurs, under
+//! size limits). Screening ([`screen`]) normalizes first ([`normalize`]) so that
 //! obfuscated claims stay blocked, and reports spans in the original text.
 //! Everything fails closed: a policy that does not load blocks, an input
 //! too large to screen blocks, an unknown context blocks.

@@ -11,9 +11,11 @@
 //! letter they imitate (Unicode confusables, UTS #39); whitespace runs
 //! collapsed; and whitespace or filler punctuation between two CJK characters
 //! dropped (`治 愈`, `根·治`, `治.愈` -> `治愈`). Last, letter-spaced Latin
-//! words are joined: three or more single letters, each pair separated by
-//! one space or filler (`c u r e s`, `c.u.r.e.s`, `c-u-r-e-s`) read as one
-//! word (`cures`), while two (`U.S.`, `e.g.`) stay as they are. HTML is
+//! words are joined: three or more single letters with the same spacer
+//! between each (`c u r e s`, `c.u.r.e.s`, `c-u-r-e-s`) read as one word
+//! (`cures`), while two (`U.S.`, `e.g.`) stay as they are; a wider gap in
+//! a spaced-out heading separates its words. The text as it was before the
+//! joining stays available to screening, which matches both. HTML is
 //! reduced to the text a reader sees first (see [`crate::html`]).
 //!
 //! Speed matters here: every screened byte passes through this module. Runs
@@ -418,7 +420,7 @@ impl Folder {
         if is_combining_mark(d) || is_ignorable(d) {
             return;
         }
-        self.dots |= is_letter_spacer(d);
+        self.dots |= !d.is_ascii() && is_letter_spacer(d);
         if d.is_whitespace() {
             self.separator(if d == '\u{2028}' { '\n' } else { ' ' }, s, e);
             return;
@@ -573,68 +575,48 @@ const CLASS: [u8; 256] = {
     t
 };
 
-/// Whether `b` may hold a letter-spaced word with ASCII spacers: three
-/// single letters with a spacer between each (`x c.u.r y`): a word, a
-/// spacer, a word, a spacer, a word, each word one ASCII letter, with no
-/// letter or digit right before or after. Ordinary prose has that almost
-/// never (` a `, ` I ` are single), so this, run on every text and over
-/// whole vectors of bytes (comparisons only, on seven shifted views),
-/// spares the close look nearly always.
+/// Whether `b` may hold a letter-spaced word with an ASCII spacer: three
+/// single ASCII letters with the same spacer between each (`c.u.r`). Run
+/// on every text, so it works on eight bytes at a time and looks closer
+/// only where a byte equals the byte two after it and is a spacer: ` a `
+/// in prose, which the closer look then turns down.
 fn maybe_letter_spaced(b: &[u8]) -> bool {
-    let n = b.len();
-    if n < 5 {
-        return false;
-    }
-    // The windows at the edges of the text first.
-    let class =
-        |x: u8| ascii_spacer(x) | (letter(x) << 1) | (u8::from(x.is_ascii_alphanumeric()) << 2);
-    let core = |c: [u8; 5]| (c[0] >> 1) & c[1] & (c[2] >> 1) & c[3] & (c[4] >> 1) & 1;
-    let edge = |at: usize, before: Option<u8>, after: Option<u8>| {
-        let c = [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4]].map(class);
-        let free = |x: Option<u8>| x.is_none_or(|x| !x.is_ascii_alphanumeric());
-        core(c) == 1 && free(before) && free(after)
-    };
-    if edge(0, None, b.get(5).copied()) || edge(n - 5, n.checked_sub(6).map(|k| b[k]), None) {
-        return true;
-    }
-    // Then every inner window: classify a block of bytes into flags
-    // (spacer 1, letter 2, letter or digit 4), then combine seven shifted
-    // views of the flags.
-    const BLOCK: usize = 64;
-    let mut flags = [0u8; BLOCK + 6];
-    let mut start = 0;
-    while start + 7 <= n {
-        let chunk = &b[start..(start + BLOCK + 6).min(n)];
-        let f = &mut flags[..chunk.len()];
-        for (f, &x) in f.iter_mut().zip(chunk) {
-            *f = class(x);
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // The high bit of bytes 0 to 5 of a word: those have a byte two after
+    // them in the same word.
+    const FIRST6: u64 = 0x0000_8080_8080_8080;
+    let candidate =
+        |k: usize| ascii_spacer(b[k]) == 1 && letter(b[k + 1]) == 1 && spaced_letter_at(b, k + 1);
+    let mut k = 0;
+    while k + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[k..k + 8]);
+        let x = u64::from_le_bytes(w);
+        // Zero where a byte equals the one two after it (a false alarm
+        // now and then above a true one: only a closer look).
+        let y = x ^ (x >> 16);
+        let mut same = y.wrapping_sub(ONES) & !y & FIRST6;
+        while same != 0 {
+            let i = (same.trailing_zeros() / 8) as usize;
+            if candidate(k + i) {
+                return true;
+            }
+            same &= same - 1;
         }
-        let m = chunk.len() - 6;
-        let v = [
-            &f[..m],
-            &f[1..m + 1],
-            &f[2..m + 2],
-            &f[3..m + 3],
-            &f[4..m + 4],
-            &f[5..m + 5],
-            &f[6..m + 6],
-        ];
-        let mut any = 0u8;
-        for k in 0..m {
-            any |= !v[0][k] >> 2
-                & v[1][k] >> 1
-                & v[2][k]
-                & v[3][k] >> 1
-                & v[4][k]
-                & v[5][k] >> 1
-                & !v[6][k] >> 2;
-        }
-        if any & 1 != 0 {
-            return true;
-        }
-        start += m;
+        k += 6;
     }
-    false
+    (k..b.len().saturating_sub(2)).any(|k| b[k] == b[k + 2] && candidate(k))
+}
+
+/// Whether the ASCII letter at `j`, between two equal spacer bytes, has a
+/// single letter on each side: the middle of a letter-spaced word.
+fn spaced_letter_at(b: &[u8], j: usize) -> bool {
+    let word = |k: Option<&u8>| k.is_some_and(u8::is_ascii_alphanumeric);
+    j >= 2
+        && letter(b[j - 2]) == 1
+        && !word(j.checked_sub(3).and_then(|k| b.get(k)))
+        && b.get(j + 2).is_some_and(|&x| letter(x) == 1)
+        && !word(b.get(j + 3))
 }
 
 /// 1 for an ASCII spacer byte. Comparisons joined with `|`, not `||`: no
@@ -721,12 +703,17 @@ fn spaced_run(
     drop: &mut Vec<Range<usize>>,
     runs: &mut Vec<Range<usize>>,
 ) -> Option<usize> {
-    // Going left, then right, from a single letter: a spacer, a single
-    // letter (nothing word-like beyond it), and again.
+    // Going left, then right, from a single letter: a spacer (the same
+    // one each time), a single letter (nothing word-like beyond it), and
+    // again.
     let mut spacers = Vec::new();
     let mut first = j;
-    while let Some((spacer, letter)) = spaced_letter(t, first, false) {
-        spacers.push(spacer);
+    let mut spacer = None;
+    while let Some((r, c, letter)) = spaced_letter(t, first, false)
+        && spacer.is_none_or(|s| s == c)
+    {
+        spacers.push(r);
+        spacer = Some(c);
         first = letter;
     }
     if spacers.is_empty() {
@@ -735,8 +722,10 @@ fn spaced_run(
     spacers.reverse();
     let mut last = j;
     let left = spacers.len();
-    while let Some((spacer, letter)) = spaced_letter(t, last, true) {
-        spacers.push(spacer);
+    while let Some((r, c, letter)) = spaced_letter(t, last, true)
+        && spacer == Some(c)
+    {
+        spacers.push(r);
         last = letter;
     }
     if spacers.len() == left {
@@ -760,9 +749,10 @@ fn spaced_run(
     Some(last + 1)
 }
 
-/// From the single ASCII letter at `at`, the spacer and the single letter
-/// next to it (to the right when `forward`), if there are.
-fn spaced_letter(t: &str, at: usize, forward: bool) -> Option<(Range<usize>, usize)> {
+/// From the single ASCII letter at `at`, the spacer (its span and itself)
+/// and the single letter next to it (to the right when `forward`), if
+/// there are.
+fn spaced_letter(t: &str, at: usize, forward: bool) -> Option<(Range<usize>, char, usize)> {
     if forward {
         let s = t[at + 1..]
             .chars()
@@ -771,7 +761,7 @@ fn spaced_letter(t: &str, at: usize, forward: bool) -> Option<(Range<usize>, usi
         let l = at + 1 + s.len_utf8();
         let ok = t.as_bytes().get(l).is_some_and(u8::is_ascii_alphabetic)
             && !t[l + 1..].chars().next().is_some_and(is_word);
-        ok.then_some((at + 1..l, l))
+        ok.then_some((at + 1..l, s, l))
     } else {
         let s = t[..at]
             .chars()
@@ -780,7 +770,7 @@ fn spaced_letter(t: &str, at: usize, forward: bool) -> Option<(Range<usize>, usi
         let l = (at - s.len_utf8()).checked_sub(1)?;
         let ok = t.as_bytes()[l].is_ascii_alphabetic()
             && !t[..l].chars().next_back().is_some_and(is_word);
-        ok.then_some((l + 1..at, l))
+        ok.then_some((l + 1..at, s, l))
     }
 }
 

@@ -232,8 +232,12 @@ impl CompiledPolicy {
         loop {
             let [a, b] = &mut chains;
             let moved = match (a.active(), b.active(), dfa) {
-                (true, true, Some(dfa)) => {
-                    step2_both(ac, dfa, a, b, bytes);
+                (true, true, Some(dfa_ref)) => {
+                    if !step2_both(ac, dfa_ref, a, b, bytes) {
+                        // A chain without a DFA state: the set decides.
+                        dfa = None;
+                        run_set = true;
+                    }
                     [true, true]
                 }
                 (true, true, None) => {
@@ -249,7 +253,14 @@ impl CompiledPolicy {
                             let (sid, d, i) = advance_both(ac, c.sid, dfa, d, part, c.i);
                             (c.sid, c.d, c.i) = (sid, Some(d), i);
                         }
-                        _ => (c.sid, c.i) = advance(ac, c.sid, part, c.i),
+                        (d, _) => {
+                            if d.is_some() {
+                                // No DFA state to step: the set decides.
+                                dfa = None;
+                                run_set = true;
+                            }
+                            (c.sid, c.i) = advance(ac, c.sid, part, c.i);
+                        }
                     }
                     [first, !first]
                 }
@@ -267,7 +278,7 @@ impl CompiledPolicy {
                 {
                     if dfa_ref.is_match_state(d) {
                         // A DFA sees a match one byte late.
-                        if c.i - 1 >= c.after {
+                        if c.i > c.after {
                             note_dfa_matches(dfa_ref, d, c.i - 1, self, ctx.triggered, ctx.at);
                         }
                     } else {
@@ -323,25 +334,22 @@ impl CompiledPolicy {
             while let Some(&(_, x)) = at.next_if(|(p, _)| *p == r) {
                 here.push(x);
             }
-            match self.search.get(r) {
-                Some(Search::Start(re)) => {
-                    if !from_starts(t, re, &here, rule, &mut matches) {
-                        matches.extend(self.regexes[r].find_iter(t).map(|m| (rule, m.range())));
-                    }
+            // The whole text when the pattern was found some other way than
+            // by its atoms, has too many ends to try one by one, or a DFA
+            // gave up.
+            let whole = match self.search.get(r) {
+                Some(Search::Start(s)) => {
+                    triggered[r] || !from_starts(t, s, &here, rule, &mut matches)
                 }
-                // Too many ends to try one by one, or found some other
-                // way than by its atoms: the whole text.
-                Some(Search::End(re))
-                    if !triggered[r]
-                        && here.len() <= 64
-                        && from_ends(t, re, &here, rule, &mut matches) => {}
-                Some(Search::End(_)) if triggered[r] || !here.is_empty() => {
-                    matches.extend(self.regexes[r].find_iter(t).map(|m| (rule, m.range())));
+                Some(Search::End(e)) => {
+                    triggered[r]
+                        || (!here.is_empty()
+                            && (here.len() > 64 || !from_ends(t, e, &here, rule, &mut matches)))
                 }
-                _ if triggered[r] => {
-                    matches.extend(re.find_iter(t).map(|m| (rule, m.range())));
-                }
-                _ => {}
+                _ => triggered[r],
+            };
+            if whole {
+                matches.extend(re.find_iter(t).map(|m| (rule, m.range())));
             }
         }
         matches
@@ -750,7 +758,8 @@ fn step2(ac: &aho_corasick::dfa::DFA, a: &mut Chain, b: &mut Chain, bytes: &[u8]
 }
 
 /// [`step2`] with the unfiltered DFA stepping in each chain too: four
-/// independent chains of lookups in one loop.
+/// independent chains of lookups in one loop. `false` if a chain had no
+/// DFA state (then only the automaton stepped).
 #[inline(never)]
 fn step2_both(
     ac: &aho_corasick::dfa::DFA,
@@ -758,9 +767,10 @@ fn step2_both(
     a: &mut Chain,
     b: &mut Chain,
     bytes: &[u8],
-) {
+) -> bool {
     let (Some(mut da), Some(mut db)) = (a.d, b.d) else {
-        return step2(ac, a, b, bytes);
+        step2(ac, a, b, bytes);
+        return false;
     };
     let (mut sa, mut ia, ea) = (a.sid, a.i, a.end.min(bytes.len()));
     let (mut sb, mut ib, eb) = (b.sid, b.i, b.end.min(bytes.len()));
@@ -782,6 +792,7 @@ fn step2_both(
     }
     (a.sid, a.d, a.i) = (sa, Some(da), ia);
     (b.sid, b.d, b.i) = (sb, Some(db), ib);
+    true
 }
 
 /// Runs the automaton from state `sid` at byte `i` up to the next match
@@ -827,7 +838,7 @@ fn from_starts(
             .anchored(regex_automata::Anchored::Yes);
         let end = match re {
             // A forward DFA knows where the match ends; it starts at `s`.
-            StartSearch::Dfa(dfa) => match dfa.try_search_fwd(&input) {
+            StartSearch::Dfa(dfa) => match dfa.as_ref().try_search_fwd(&input) {
                 Ok(m) => m.map(|m| m.offset()),
                 Err(_) => return false,
             },
@@ -854,24 +865,42 @@ fn from_ends(
     rule: usize,
     out: &mut Vec<(usize, Range<usize>)>,
 ) -> bool {
+    // The leftmost start of a match ending at each end, from `from` on:
+    // found once, and again only when a match found since covers it.
+    let rev = |from: usize, e: usize| {
+        let input = regex_automata::Input::new(t)
+            .range(from..e)
+            .anchored(regex_automata::Anchored::Yes);
+        re.reverse()
+            .try_search_rev(&input)
+            .map(|h| h.map(|h| h.offset()))
+    };
+    let mut first: Vec<Option<usize>> = Vec::with_capacity(ends.len());
+    for &e in ends {
+        match rev(0, e) {
+            Ok(s) => first.push(s),
+            Err(_) => return false,
+        }
+    }
     let mut found = Vec::new();
     let mut from = 0;
     loop {
-        let mut first: Option<usize> = None;
-        for &e in ends.iter().filter(|&&e| e > from) {
-            let input = regex_automata::Input::new(t)
-                .range(from..e)
-                .anchored(regex_automata::Anchored::Yes);
-            match re.reverse().try_search_rev(&input) {
-                Ok(Some(h)) => first = Some(first.map_or(h.offset(), |f| f.min(h.offset()))),
-                Ok(None) => {}
-                Err(_) => return false,
+        let mut best: Option<usize> = None;
+        for (k, &e) in ends.iter().enumerate() {
+            if e <= from {
+                continue;
             }
-            if first == Some(from) {
-                break;
+            if first[k].is_some_and(|s| s < from) {
+                first[k] = match rev(from, e) {
+                    Ok(s) => s,
+                    Err(_) => return false,
+                };
+            }
+            if let Some(s) = first[k] {
+                best = Some(best.map_or(s, |b| b.min(s)));
             }
         }
-        let Some(s) = first else { break };
+        let Some(s) = best else { break };
         let input = regex_automata::Input::new(t)
             .range(s..)
             .anchored(regex_automata::Anchored::Yes);
@@ -980,6 +1009,93 @@ mod tests {
         out
     }
 
+    fn policy() -> CompiledPolicy {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        crate::load_dir(&dir).unwrap()
+    }
+
+    fn us() -> Context {
+        Context::new("US", omnigate_core::Channel::Email, crate::Audience::Hcp)
+    }
+
+    #[test]
+    fn letter_spaced_claims_block_with_spans_over_the_spaced_out_original() {
+        let policy = policy();
+        for (text, spaced) in [
+            ("It c u r e s it. Unsubscribe.", "c u r e s"),
+            ("It c.u.r.e.s it. Unsubscribe.", "c.u.r.e.s"),
+            ("It c-u-r-e-s it. Unsubscribe.", "c-u-r-e-s"),
+            ("It c_u_r_e_s it. Unsubscribe.", "c_u_r_e_s"),
+            (
+                "It is g u a r a n t e e d. Unsubscribe.",
+                "g u a r a n t e e d",
+            ),
+        ] {
+            let s = policy.screen(&Message::text(text), &us()).unwrap();
+            assert_eq!(s.verdict, Verdict::Block, "{text}");
+            assert!(
+                s.findings
+                    .iter()
+                    .any(|f| f.excerpt == spaced && &text[f.start..f.end] == spaced),
+                "{text}: {:?}",
+                s.findings
+            );
+        }
+    }
+
+    #[test]
+    fn joining_letters_loses_nothing_found_without_joining() {
+        // Joined, `s p` reads `sp`: the p-value is found in the text as
+        // written, the claim in the joined one.
+        let policy = policy();
+        let s = policy
+            .screen(
+                &Message::text("It c u r e s p < 0.05 too. Unsubscribe."),
+                &us(),
+            )
+            .unwrap();
+        let rules = s.rule_ids();
+        assert!(rules.contains(&"absolute-cure".to_owned()), "{rules:?}");
+        assert!(rules.contains(&"uncited-statistic".to_owned()), "{rules:?}");
+        // Found in both, reported once.
+        let cures = s
+            .findings
+            .iter()
+            .filter(|f| f.rule == "absolute-cure")
+            .count();
+        assert_eq!(cures, 1);
+    }
+
+    #[test]
+    fn long_texts_screened_in_two_halves_find_matches_at_the_seam() {
+        // The pass cuts long texts in two: a claim, a phone number and a
+        // percentage placed at every offset around the middle are found
+        // exactly as often as in a short text.
+        let policy = policy();
+        let filler = "Blood pressure was measured at each visit. ".repeat(20);
+        for shift in 0..12 {
+            let text = format!(
+                "{}{}Cardiozen cures it, patient line 555-201-3344, 62% [1]. {filler}Unsubscribe.",
+                &filler[..filler.len() - shift],
+                " ".repeat(shift)
+            );
+            let s = policy.screen(&Message::text(text.clone()), &us()).unwrap();
+            let rules = s.rule_ids();
+            for r in ["absolute-cure", "pii-phone-in-case"] {
+                assert!(rules.contains(&r.to_owned()), "{shift}: {rules:?}");
+            }
+            let short = policy
+                .screen(
+                    &Message::text(
+                        "Cardiozen cures it, patient line 555-201-3344, 62% [1]. Unsubscribe.",
+                    ),
+                    &us(),
+                )
+                .unwrap();
+            assert_eq!(s.findings.len(), short.findings.len(), "{shift}");
+        }
+    }
+
     #[test]
     fn searches_from_atoms_find_what_a_whole_text_search_finds() {
         let texts = [
@@ -1026,7 +1142,8 @@ mod tests {
                         )
                         .build(pattern)
                         .unwrap();
-                    assert!(from_starts(t, &StartSearch::Dfa(dfa), &at, 0, &mut by_dfa));
+                    let dfa = StartSearch::Dfa(Box::new(dfa));
+                    assert!(from_starts(t, &dfa, &at, 0, &mut by_dfa));
                     assert_eq!(by_dfa, got);
                 }
                 let got: Vec<Range<usize>> = got.into_iter().map(|(_, r)| r).collect();
