@@ -58,7 +58,7 @@ fn day(ms: UnixMillis) -> String {
 
 fn human(d: Duration) -> String {
     let h = d.as_secs() / 3600;
-    if h >= 24 && h % 24 == 0 {
+    if h >= 24 && h.is_multiple_of(24) {
         format!("{} days", h / 24)
     } else if h > 0 {
         format!("{h} hours")

@@ -95,7 +95,7 @@ fn contains_piece(text: &str, piece: &str) -> bool {
     let first = piece.chars().next().is_some_and(char::is_alphanumeric);
     let last = piece.chars().next_back().is_some_and(char::is_alphanumeric);
     text.match_indices(piece)
-        .any(|(i, _)| !(first && alnum_at(i, true)) && !(last && alnum_at(i + piece.len(), false)))
+        .any(|(i, _)| !(first && alnum_at(i, true) || last && alnum_at(i + piece.len(), false)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
