@@ -168,7 +168,7 @@ fn send(w: &World, req: &DispatchRequest) -> Decided {
     let key = format!("{}:key", req.dispatch_id);
     let dispatch = d.dispatch(&key);
     w.store
-        .record_decisions("test", &[d.record.clone()], dispatch.as_slice())
+        .record_decisions("test", std::slice::from_ref(&d.record), dispatch.as_slice())
         .unwrap();
     d
 }
