@@ -324,6 +324,20 @@ impl Common {
     }
 }
 
+/// Loads the policy set in `dir`; `consequence` ends the message when it
+/// does not load (e.g. ", so the version cannot be pre-screened").
+pub(crate) fn load_policy(dir: &Path, consequence: &str) -> Result<Arc<PolicyHandle>, Failure> {
+    let policy = Arc::new(PolicyHandle::empty());
+    policy.reload(dir).map_err(|d| {
+        Failure::Usage(format!(
+            "the policies in `{}` do not load{consequence}:\n{}",
+            dir.display(),
+            d.render()
+        ))
+    })?;
+    Ok(policy)
+}
+
 /// An input named on the command line: a file or `-`.
 pub(crate) struct Input {
     pub(crate) name: String,
@@ -588,14 +602,7 @@ pub fn content(args: ContentArgs) -> ExitCode {
             }
             ContentCommand::Submit { hash, policies } => {
                 let actor = c.actor()?;
-                let policy = Arc::new(PolicyHandle::empty());
-                policy.reload(policies).map_err(|d| {
-                    Failure::Usage(format!(
-                        "the policies in `{}` do not load, so the version cannot be pre-screened:\n{}",
-                        policies.display(),
-                        d.render()
-                    ))
-                })?;
+                let policy = load_policy(policies, ", so the version cannot be pre-screened")?;
                 let out = c.service(false, policy)?.submit(&actor, hash)?;
                 emit(c.format, &out, |o| {
                     let report = serde_json::to_value(&o.prescreen).unwrap_or_default();

@@ -17,7 +17,7 @@ use omnigate_policy::PolicyHandle;
 use omnigate_service::Location;
 use omnigate_service::gate::{DecisionQuery, check_input};
 
-use crate::data::{Common, Failure, emit, finish, open_input};
+use crate::data::{Common, Failure, emit, finish, load_policy, open_input};
 
 /// `omnigate gate ...`.
 #[derive(Debug, Args)]
@@ -111,14 +111,7 @@ pub fn gate(args: GateArgs) -> ExitCode {
         match &args.command {
             GateCommand::Check { file, policies } => {
                 let actor = c.actor()?;
-                let policy = Arc::new(PolicyHandle::empty());
-                policy.reload(policies).map_err(|d| {
-                    Failure::Usage(format!(
-                        "the policies in `{}` do not load:\n{}",
-                        policies.display(),
-                        d.render()
-                    ))
-                })?;
+                let policy = load_policy(policies, "")?;
                 let mut input = open_input(file)?;
                 let mut text = String::new();
                 input
