@@ -189,3 +189,17 @@ pub fn run_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A fixed-offset IANA zone (`Etc/GMT-3` is UTC+3) where it is about midday
+/// now, so that quiet-hours caps never decide a test whatever the clock says.
+pub fn midday_zone() -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let hour = i64::try_from((now_ms / 3_600_000) % 24).unwrap_or(0);
+    match 12 - hour {
+        0 => "Etc/GMT".into(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}

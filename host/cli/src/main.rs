@@ -3,6 +3,7 @@
 //! plugin partners.
 
 mod audit;
+mod campaign;
 mod data;
 mod gate;
 mod plugins;
@@ -46,6 +47,11 @@ enum Command {
     Gate(gate::GateArgs),
     /// Gate decisions: list and filter (campaign, HCP, rule, verdict), show one.
     Decisions(gate::DecisionsArgs),
+    /// Campaigns: create from a JSON definition, start (and run), pause,
+    /// cancel, status, members.
+    Campaign(campaign::CampaignArgs),
+    /// A campaign's report: outcomes, blocks by rule, suppressions, channels.
+    Report(campaign::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
         Command::Content(args) => data::content(args),
         Command::Gate(args) => gate::gate(args),
         Command::Decisions(args) => gate::decisions(args),
+        Command::Campaign(args) => campaign::campaign(args),
+        Command::Report(args) => campaign::run_report(args),
     }
 }
 

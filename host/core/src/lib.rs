@@ -17,6 +17,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod audit;
+pub mod campaign;
 pub mod canonical;
 pub mod channel;
 pub mod consent;
@@ -29,6 +30,7 @@ pub mod ledger;
 pub mod redact;
 pub mod snapshot;
 pub mod store;
+pub mod suggestion;
 pub mod template;
 
 pub use channel::Channel;

@@ -45,6 +45,22 @@ pub enum StoreError {
         /// The broken rule.
         reason: EventError,
     },
+    /// No campaign with this id.
+    #[error("unknown campaign `{0}`")]
+    UnknownCampaign(String),
+    /// A campaign id is taken by a different definition.
+    #[error("campaign `{0}` already exists with a different definition; give the new one another id")]
+    CampaignExists(String),
+    /// The campaign lifecycle does not allow the change.
+    #[error("cannot move campaign `{id}` from {from} to {to}")]
+    CampaignState {
+        /// The campaign.
+        id: String,
+        /// Its state.
+        from: crate::campaign::CampaignState,
+        /// The state asked for.
+        to: crate::campaign::CampaignState,
+    },
     /// Input that is malformed in another way.
     #[error("{0}")]
     InvalidInput(String),
@@ -139,6 +155,14 @@ pub trait HcpStore {
     fn profile(&self, id: &HcpId) -> StoreResult<Option<HcpProfile>>;
     /// How many profiles are stored.
     fn hcp_count(&self) -> StoreResult<u64>;
+    /// Profiles in id order after `after` (from the first when `None`), at
+    /// most `limit`, of one market when `market` is given.
+    fn profiles_after(
+        &self,
+        market: Option<&str>,
+        after: Option<&HcpId>,
+        limit: usize,
+    ) -> StoreResult<Vec<HcpProfile>>;
 }
 
 /// A question to the consent ledger.
@@ -337,6 +361,8 @@ pub trait Store:
     + AuditStore
     + crate::ledger::LedgerStore
     + crate::ledger::GateFactsStore
+    + crate::campaign::CampaignStore
+    + crate::suggestion::SuggestionStore
     + Send
     + Sync
 {
@@ -352,6 +378,8 @@ impl<T> Store for T where
         + AuditStore
         + crate::ledger::LedgerStore
         + crate::ledger::GateFactsStore
+        + crate::campaign::CampaignStore
+        + crate::suggestion::SuggestionStore
         + Send
         + Sync
 {

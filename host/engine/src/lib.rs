@@ -5,6 +5,9 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod audience;
+pub mod campaign;
+pub mod report;
 mod send;
 
 use std::sync::Arc;
@@ -12,7 +15,9 @@ use std::sync::Arc;
 use omnigate_gate::egress::{Clearance, Outbound};
 use omnigate_runtime::{EgressInspector, EgressRequest};
 
-pub use send::{Item, SendError, Sender, Sent, message_parts};
+pub use audience::in_holdout;
+pub use campaign::{CampaignError, Campaigns, RunEnd, RunOptions, Status};
+pub use send::{Item, Ready, SendError, Sender, Sent, message_parts};
 
 /// The runtime's egress hook, backed by the gate's [`Clearance`]: a channel
 /// adapter's request leaves only if it belongs to a dispatch the gate

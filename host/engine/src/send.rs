@@ -38,6 +38,21 @@ pub struct Item {
     pub idempotency_key: String,
 }
 
+/// An allowed dispatch, entered in the ledger, ready for its adapter.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// What the gate allowed.
+    pub request: DispatchRequest,
+    /// The ledger's idempotency key.
+    pub idempotency_key: String,
+    /// The message exactly as the gate screened it.
+    pub rendered: Rendered,
+    /// The recipient.
+    pub profile: HcpProfile,
+    /// The decision that allowed it.
+    pub decision_id: String,
+}
+
 /// What became of one item.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
@@ -173,6 +188,21 @@ impl Sender {
         }
     }
 
+    /// The gate this sender asks.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The store it records in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Who it records as.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
     /// Sends a batch through one adapter; one result per item, in order.
     ///
     /// # Errors
@@ -183,8 +213,8 @@ impl Sender {
         let mut out: Vec<Option<Sent>> = vec![None; items.len()];
         let mut records = Vec::new();
         let mut ledger = Vec::new();
-        // (item index, rendered, profile, decision id)
-        let mut allowed: Vec<(usize, Rendered, HcpProfile, String)> = Vec::new();
+        // (item index, ready)
+        let mut allowed: Vec<(usize, Ready)> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             if let Some(existing) = self.store.dispatch_by_key(&item.idempotency_key)? {
                 out[i] = Some(Sent::AlreadyInLedger {
@@ -199,7 +229,16 @@ impl Sender {
                     let Some(profile) = self.store.profile(&item.request.hcp)? else {
                         return Err(StoreError::UnknownHcp(item.request.hcp.clone()).into());
                     };
-                    allowed.push((i, rendered.clone(), profile, decided.record.id.clone()));
+                    allowed.push((
+                        i,
+                        Ready {
+                            request: item.request.clone(),
+                            idempotency_key: item.idempotency_key.clone(),
+                            rendered: rendered.clone(),
+                            profile,
+                            decision_id: decided.record.id.clone(),
+                        },
+                    ));
                     ledger.push(d);
                 }
                 _ => {
@@ -217,7 +256,7 @@ impl Sender {
             .record_decisions(&self.actor, &records, &ledger)?;
         if !report.existing_keys.is_empty() {
             // Another sender entered the same keys meanwhile: leave them to it.
-            allowed.retain(|(i, ..)| !report.existing_keys.contains(&items[*i].idempotency_key));
+            allowed.retain(|(_, r)| !report.existing_keys.contains(&r.idempotency_key));
             for (i, item) in items.iter().enumerate() {
                 if out[i].is_none() && report.existing_keys.contains(&item.idempotency_key) {
                     out[i] = Some(Sent::AlreadyInLedger {
@@ -227,41 +266,80 @@ impl Sender {
                 }
             }
         }
+        let (index, ready): (Vec<usize>, Vec<Ready>) = allowed.into_iter().unzip();
+        for (i, sent) in index.into_iter().zip(self.deliver(adapter, &ready)?) {
+            out[i] = Some(sent);
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or(Sent::Unknown {
+                    decision_id: String::new(),
+                    reason: "not processed".into(),
+                })
+            })
+            .collect())
+    }
+
+    /// Delivers dispatches that are already in the ledger (`queued`, or
+    /// `sending` after a crash) through one adapter: one result per item, in
+    /// order. The provider receives each dispatch's idempotency key, so a
+    /// dispatch that reached it before a crash is not delivered twice.
+    ///
+    /// # Errors
+    ///
+    /// A store failure; what was settled before it stays settled.
+    pub fn deliver(&self, adapter: &Plugin, ready: &[Ready]) -> Result<Vec<Sent>, StoreError> {
+        let mut out: Vec<Option<Sent>> = vec![None; ready.len()];
         let mut outgoing = Vec::new();
         let mut cleared = Vec::new();
-        for (i, rendered, profile, _) in &allowed {
-            let req = &items[*i].request;
+        let mut live = Vec::new();
+        for (i, r) in ready.iter().enumerate() {
+            let req = &r.request;
             let id = &req.dispatch_id;
-            self.store.set_dispatch_state(
+            let moved = self.store.set_dispatch_state(
                 &self.actor,
                 id,
-                &[DispatchState::Queued],
+                &[DispatchState::Queued, DispatchState::Sending],
                 DispatchState::Sending,
                 None,
             )?;
+            if !moved {
+                // Cancelled (an opt-out, a withdrawal) or settled meanwhile.
+                let state = self
+                    .store
+                    .dispatch(id)?
+                    .map_or(DispatchState::Cancelled, |d| d.state);
+                out[i] = Some(Sent::AlreadyInLedger {
+                    dispatch_id: id.clone(),
+                    state,
+                });
+                continue;
+            }
+            live.push(i);
             let features = self.store.features(&req.hcp, req.at).ok();
-            let recipient = profile.snapshot(features, None);
+            let recipient = r.profile.snapshot(features, None);
             let scoped = recipient.scoped_to(&adapter.manifest().hcp_fields);
             let mut values = snapshot_values(&scoped);
             values.extend([
                 req.version.0.clone(),
                 req.channel.as_str().to_owned(),
-                rendered.sha256.clone(),
+                r.rendered.sha256.clone(),
             ]);
             cleared.push(Cleared {
                 dispatch_id: id.clone(),
-                idempotency_key: items[*i].idempotency_key.clone(),
-                texts: rendered.texts().map(str::to_owned).collect(),
+                idempotency_key: r.idempotency_key.clone(),
+                texts: r.rendered.texts().map(str::to_owned).collect(),
                 values,
             });
             outgoing.push(Outgoing {
                 dispatch_id: id.clone(),
-                idempotency_key: items[*i].idempotency_key.clone(),
+                idempotency_key: r.idempotency_key.clone(),
                 recipient,
                 content_version_id: req.version.0.clone(),
                 content_sha256: req.version.0.clone(),
                 channel: req.channel,
-                parts: message_parts(rendered),
+                parts: message_parts(&r.rendered),
             });
         }
         if !outgoing.is_empty() {
@@ -271,12 +349,9 @@ impl Sender {
             );
             self.clearance.clear(cleared);
             let result = adapter.deliver(outgoing);
-            self.clearance.release(
-                allowed
-                    .iter()
-                    .map(|(i, ..)| items[*i].request.dispatch_id.as_str()),
-            );
-            self.settle(items, &allowed, result, &mut out)?;
+            self.clearance
+                .release(live.iter().map(|i| ready[*i].request.dispatch_id.as_str()));
+            self.settle(ready, &live, result, &mut out)?;
         }
         Ok(out
             .into_iter()
@@ -291,8 +366,8 @@ impl Sender {
 
     fn settle(
         &self,
-        items: &[Item],
-        allowed: &[(usize, Rendered, HcpProfile, String)],
+        ready: &[Ready],
+        live: &[usize],
         result: Result<
             Vec<Result<omnigate_runtime::types::DeliveryReceipt, PluginError>>,
             CallError,
@@ -302,16 +377,17 @@ impl Sender {
         match result {
             Err(e) => {
                 tracing::warn!(error = %e, "adapter call failed; dispatches stay `sending`");
-                for (i, _, _, decision_id) in allowed {
+                for i in live {
                     out[*i] = Some(Sent::Unknown {
-                        decision_id: decision_id.clone(),
+                        decision_id: ready[*i].decision_id.clone(),
                         reason: e.to_string(),
                     });
                 }
             }
             Ok(results) => {
-                for ((i, _, _, decision_id), r) in allowed.iter().zip(results) {
-                    let id = &items[*i].request.dispatch_id;
+                for (i, r) in live.iter().zip(results) {
+                    let decision_id = &ready[*i].decision_id;
+                    let id = &ready[*i].request.dispatch_id;
                     let sending = [DispatchState::Sending];
                     match r {
                         Ok(receipt) => {

@@ -299,6 +299,19 @@ impl From<StoreError> for ServiceError {
                 code: "duplicate-sign-off",
                 message,
             },
+            StoreError::UnknownCampaign(_) => ServiceError::NotFound {
+                code: "unknown-campaign",
+                message,
+                at: None,
+            },
+            StoreError::CampaignExists(_) => ServiceError::Refused {
+                code: "conflict",
+                message,
+            },
+            StoreError::CampaignState { .. } => ServiceError::Refused {
+                code: "wrong-state",
+                message,
+            },
             _ => ServiceError::Internal { message },
         }
     }

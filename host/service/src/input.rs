@@ -821,3 +821,28 @@ mod tests {
         );
     }
 }
+
+/// A campaign definition (a JSON document): parsed field by field, then
+/// checked as a whole; the first problem is reported with its JSON path.
+///
+/// # Errors
+///
+/// What is wrong, and where.
+pub fn campaign_definition(
+    v: Value,
+    at: &Location,
+) -> ServiceResult<omnigate_core::campaign::CampaignDefinition> {
+    object(&v, at, "a campaign definition")?;
+    let def: omnigate_core::campaign::CampaignDefinition = typed(v, at)?;
+    match def.problems().into_iter().next() {
+        None => Ok(def),
+        Some(p) => {
+            let path = if p.path.starts_with('[') {
+                p.path
+            } else {
+                format!(".{}", p.path)
+            };
+            Err(ServiceError::invalid(at.child(&path), p.message))
+        }
+    }
+}

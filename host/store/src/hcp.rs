@@ -77,13 +77,17 @@ pub(crate) fn load(conn: &Connection, id: &HcpId) -> StoreResult<Option<HcpProfi
         .optional()
         .during(OP)?;
     let Some(row) = row else { return Ok(None) };
-    let mut profile: HcpProfile = serde_json::from_str(&row.doc).during(OP)?;
+    from_row(OP, row).map(Some)
+}
+
+fn from_row(op: &'static str, row: Row) -> StoreResult<HcpProfile> {
+    let mut profile: HcpProfile = serde_json::from_str(&row.doc).during(op)?;
     profile.contact = ContactDetails {
         email: row.email,
         phone: row.phone,
         wechat_id: row.wechat_id,
     };
-    Ok(Some(profile))
+    Ok(profile)
 }
 
 impl HcpStore for SqliteStore {
@@ -171,6 +175,45 @@ impl HcpStore for SqliteStore {
 
     fn profile(&self, id: &HcpId) -> StoreResult<Option<HcpProfile>> {
         self.read("read an HCP profile", |c| load(c, id))
+    }
+
+    fn profiles_after(
+        &self,
+        market: Option<&str>,
+        after: Option<&HcpId>,
+        limit: usize,
+    ) -> StoreResult<Vec<HcpProfile>> {
+        const OP: &str = "list HCP profiles";
+        let after = after.map_or("", HcpId::as_str);
+        let limit = limit.min(100_000) as i64;
+        self.read(OP, |c| {
+            let (sql, args): (&str, Vec<&dyn rusqlite::ToSql>) = match &market {
+                Some(m) => (
+                    "SELECT doc, email, phone, wechat_id FROM hcp
+                     WHERE market = ?1 AND id > ?2 ORDER BY market, id LIMIT ?3",
+                    vec![m, &after, &limit],
+                ),
+                None => (
+                    "SELECT doc, email, phone, wechat_id FROM hcp
+                     WHERE id > ?1 ORDER BY id LIMIT ?2",
+                    vec![&after, &limit],
+                ),
+            };
+            let mut stmt = c.prepare_cached(sql).during(OP)?;
+            let rows = stmt
+                .query_map(args.as_slice(), |r| {
+                    Ok(Row {
+                        doc: r.get(0)?,
+                        email: r.get(1)?,
+                        phone: r.get(2)?,
+                        wechat_id: r.get(3)?,
+                    })
+                })
+                .during(OP)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .during(OP)?;
+            rows.into_iter().map(|row| from_row(OP, row)).collect()
+        })
     }
 
     fn hcp_count(&self) -> StoreResult<u64> {

@@ -35,6 +35,7 @@
 //! ```
 
 mod audit;
+mod campaign;
 mod checkpoint;
 mod consent;
 mod content;
@@ -48,6 +49,7 @@ mod journey;
 mod ledger;
 mod migrate;
 mod runs;
+mod suggestion;
 mod window;
 
 pub use db::{OpenError, SqliteStore, StoreOptions};

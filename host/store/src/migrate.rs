@@ -67,6 +67,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_event_log.sql",
         sql: include_str!("../migrations/0008_event_log.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_campaigns.sql",
+        sql: include_str!("../migrations/0009_campaigns.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "0010_folds_file.sql",
+        sql: include_str!("../migrations/0010_folds_file.sql"),
+    },
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {

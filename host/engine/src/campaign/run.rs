@@ -1,0 +1,790 @@
+//! The run loop of a campaign: pages of members through scoring, the gate,
+//! the ledger, the adapters and the rep queues, with retries.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use omnigate_core::campaign::{
+    CampaignDefinition, CampaignState, Member, MemberOutcome, MemberUpdate, Reason,
+};
+use omnigate_core::event::{UnixMillis, now_millis};
+use omnigate_core::ledger::{DecisionRecord, DispatchRecord, DispatchState, NewDispatch, Outcome};
+use omnigate_core::store::StoreError;
+use omnigate_core::suggestion::{Suggestion, SuggestionState};
+use omnigate_core::{Channel, EngagementStats, HcpProfile};
+use omnigate_gate::DispatchRequest;
+use omnigate_runtime::scoring::{CampaignGoal, CandidateAction, ChannelPerformance};
+use omnigate_runtime::{Plugin, PluginKind};
+use sha2::{Digest, Sha256};
+
+use super::{CampaignError, Campaigns, FIELD_CHANNELS, RunEnd, RunOptions, Status, dispatch_key};
+use crate::audience::{Subject, in_holdout};
+use crate::send::{Ready, Sent};
+
+/// One member being worked on in a page.
+struct Work {
+    member: Member,
+    profile: Option<HcpProfile>,
+    reasons: Vec<Reason>,
+    rationale: Option<String>,
+    /// The dispatch to deliver: (ready, is it a field channel).
+    ready: Option<Ready>,
+    /// Settled without delivery.
+    settled: Option<MemberUpdate>,
+    attempts: u32,
+}
+
+impl Campaigns {
+    pub(super) fn run_claimed(
+        &self,
+        def: &CampaignDefinition,
+        scorer: &Arc<Plugin>,
+        plugins: &[Arc<Plugin>],
+        progress: &mut dyn FnMut(&Status),
+    ) -> Result<RunEnd, CampaignError> {
+        let id = &def.id;
+        let actor = self.options.actor.as_str();
+        // Wait for the window.
+        loop {
+            if let Some(end) = self.stop_reason(id)? {
+                return Ok(end);
+            }
+            let now = now_millis();
+            match def.window.and_then(|w| w.start) {
+                Some(start) if start > now => {
+                    self.claim(id)?;
+                    std::thread::sleep(Duration::from_millis(
+                        (start - now).clamp(1, 1000) as u64,
+                    ));
+                }
+                _ => break,
+            }
+        }
+        let record = self.record(id)?;
+        if record.state == CampaignState::Scheduled {
+            self.store.set_campaign_state(
+                actor,
+                id,
+                CampaignState::Running,
+                "the window opened",
+                now_millis(),
+            )?;
+        }
+        if record.resolved_at.is_none() {
+            self.resolve(def)?;
+        }
+        progress(&self.status(id)?);
+        let adapters: BTreeMap<Channel, Arc<Plugin>> = plugins
+            .iter()
+            .filter(|p| p.manifest().kind == PluginKind::ChannelAdapter)
+            .flat_map(|p| {
+                p.info()
+                    .channels
+                    .iter()
+                    .map(|c| (Channel::from(*c), p.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let counts = self.store.member_counts(id, now_millis())?;
+        let mut dispatched = counts
+            .by_outcome
+            .get(&MemberOutcome::Dispatched)
+            .copied()
+            .unwrap_or(0);
+        let mut population: BTreeMap<Channel, ChannelPerformance> = BTreeMap::new();
+        let mut minute = (now_millis() / 60_000, 0u32);
+        let mut after: Option<omnigate_core::HcpId> = None;
+        loop {
+            if let Some(end) = self.stop_reason(id)? {
+                return Ok(end);
+            }
+            self.claim(id)?;
+            let now = now_millis();
+            if def.window.and_then(|w| w.end).is_some_and(|end| now > end) {
+                self.close_window(def)?;
+                continue;
+            }
+            let page = self
+                .store
+                .pending_members(id, after.as_ref(), self.options.page, now)?;
+            if page.is_empty() {
+                if after.is_some() {
+                    // Wrap around: members waiting for a retry come back.
+                    after = None;
+                    continue;
+                }
+                let left = self.store.members(id, Some(MemberOutcome::Pending), None, 1)?;
+                if left.is_empty() {
+                    self.store.set_campaign_state(
+                        actor,
+                        id,
+                        CampaignState::Completed,
+                        "every member settled",
+                        now_millis(),
+                    )?;
+                    progress(&self.status(id)?);
+                    return Ok(RunEnd::Completed);
+                }
+                // Only retries are left, not due yet.
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            after = page.last().map(|m| m.hcp.clone());
+            let mut page = page;
+            if let Some(per_minute) = def.caps.per_minute {
+                let this = now_millis() / 60_000;
+                if this != minute.0 {
+                    minute = (this, 0);
+                }
+                let room = per_minute.saturating_sub(minute.1) as usize;
+                if room == 0 {
+                    let wait = (this + 1) * 60_000 - now_millis();
+                    std::thread::sleep(Duration::from_millis(wait.clamp(1, 1000) as u64));
+                    after = None;
+                    continue;
+                }
+                page.truncate(room);
+                after = page.last().map(|m| m.hcp.clone());
+            }
+            let n = self.process_page(
+                def,
+                scorer,
+                &adapters,
+                page,
+                &mut population,
+                &mut dispatched,
+            )?;
+            minute.1 += n;
+            progress(&self.status(id)?);
+        }
+    }
+
+    fn close_window(&self, def: &CampaignDefinition) -> Result<(), CampaignError> {
+        let id = &def.id;
+        loop {
+            let page = self
+                .store
+                .members(id, Some(MemberOutcome::Pending), None, 1000)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            let updates: Vec<MemberUpdate> = page
+                .into_iter()
+                .map(|m| MemberUpdate {
+                    hcp: m.hcp,
+                    outcome: MemberOutcome::Unreached,
+                    dispatch: m.dispatch,
+                    channel: m.channel,
+                    version: m.version,
+                    attempts: m.attempts,
+                    retry_at: None,
+                    reasons: vec![Reason {
+                        version: None,
+                        channel: None,
+                        rules: vec!["window-closed".into()],
+                        decision: None,
+                        message: "the campaign's window closed first".into(),
+                    }],
+                    rationale: m.rationale,
+                })
+                .collect();
+            for u in &updates {
+                if let Some(d) = &u.dispatch {
+                    self.store.set_dispatch_state(
+                        &self.options.actor,
+                        d,
+                        &[DispatchState::Queued],
+                        DispatchState::Cancelled,
+                        Some("the campaign's window closed"),
+                    )?;
+                }
+            }
+            self.store
+                .update_members(&self.options.actor, id, &updates, now_millis())?;
+        }
+    }
+
+    /// Resolves the audience into members, with the holdout drawn.
+    fn resolve(&self, def: &CampaignDefinition) -> Result<(), CampaignError> {
+        let now = now_millis();
+        let mut after = None;
+        loop {
+            let profiles = self
+                .store
+                .profiles_after(Some(&def.market), after.as_ref(), 1000)?;
+            let last = profiles.len() < 1000;
+            let mut members = Vec::new();
+            for p in &profiles {
+                let features = self.store.features(&p.id, now)?;
+                let mut subject = Subject::new(p, &features, &def.product, now, &*self.store);
+                if subject.matches(&def.audience)? {
+                    let held = in_holdout(def.seed(), def.id.as_str(), p.id.as_str(), def.holdout);
+                    members.push((p.id.clone(), held));
+                }
+            }
+            after = profiles.last().map(|p| p.id.clone());
+            self.store.add_members(&def.id, &members, last, now)?;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One page: rank, gate, record, deliver, settle. Returns how many
+    /// dispatches it entered.
+    fn process_page(
+        &self,
+        def: &CampaignDefinition,
+        scorer: &Plugin,
+        adapters: &BTreeMap<Channel, Arc<Plugin>>,
+        page: Vec<Member>,
+        population: &mut BTreeMap<Channel, ChannelPerformance>,
+        dispatched: &mut u64,
+    ) -> Result<u32, CampaignError> {
+        let now = now_millis();
+        let mut records: Vec<DecisionRecord> = Vec::new();
+        let mut entries: Vec<NewDispatch> = Vec::new();
+        let mut work: Vec<Work> = Vec::new();
+        let mut entered = 0;
+        for member in page {
+            let key = dispatch_key(&def.id, member.hcp.as_str(), 1);
+            let existing = match &member.dispatch {
+                Some(d) => self.store.dispatch(d)?,
+                None => self.store.dispatch_by_key(&key)?,
+            };
+            let attempts = member.attempts;
+            let mut w = Work {
+                member,
+                profile: None,
+                reasons: Vec::new(),
+                rationale: None,
+                ready: None,
+                settled: None,
+                attempts,
+            };
+            if let Some(d) = existing {
+                self.resume(def, &mut w, d, &mut records)?;
+            } else if def
+                .caps
+                .max_dispatches
+                .is_some_and(|max| *dispatched >= max)
+            {
+                w.reasons.push(engine_reason(
+                    "campaign-budget",
+                    "the campaign's dispatch budget is spent",
+                ));
+                w.settled = Some(settle(&w, MemberOutcome::Suppressed, None));
+            } else {
+                self.walk(
+                    def,
+                    scorer,
+                    adapters,
+                    &mut w,
+                    &key,
+                    now,
+                    population,
+                    &mut records,
+                    &mut entries,
+                )?;
+                if w.ready.is_some() {
+                    *dispatched += 1;
+                    entered += 1;
+                }
+            }
+            work.push(w);
+        }
+        // INVARIANT: decisions and ledger entries are durable before any
+        // adapter or rep queue sees a dispatch.
+        let report = self
+            .store
+            .record_decisions(&self.options.actor, &records, &entries)?;
+        for w in &mut work {
+            if let Some(r) = &w.ready
+                && report.existing_keys.contains(&r.idempotency_key)
+            {
+                // Another runner entered it meanwhile; the next pass settles it.
+                w.ready = None;
+            }
+        }
+        self.deliver(def, adapters, &mut work, now)?;
+        let updates: Vec<MemberUpdate> = work.into_iter().filter_map(|w| w.settled).collect();
+        self.store
+            .update_members(&self.options.actor, &def.id, &updates, now_millis())?;
+        Ok(entered)
+    }
+
+    /// A member whose dispatch is already in the ledger.
+    fn resume(
+        &self,
+        def: &CampaignDefinition,
+        w: &mut Work,
+        d: DispatchRecord,
+        records: &mut Vec<DecisionRecord>,
+    ) -> Result<(), CampaignError> {
+        w.member.dispatch = Some(d.dispatch.id.clone());
+        w.member.channel = Some(d.dispatch.channel);
+        w.member.version = Some(d.dispatch.version.clone());
+        match d.state {
+            DispatchState::Sent => {
+                w.settled = Some(settle(w, MemberOutcome::Dispatched, None));
+            }
+            DispatchState::Failed => {
+                w.reasons.push(engine_reason(
+                    "delivery-failed",
+                    d.detail.as_deref().unwrap_or("the delivery failed"),
+                ));
+                w.settled = Some(settle(w, MemberOutcome::Failed, None));
+            }
+            DispatchState::Cancelled => {
+                w.reasons.push(engine_reason(
+                    "dispatch-cancelled",
+                    d.detail
+                        .as_deref()
+                        .unwrap_or("the dispatch was cancelled before it went out"),
+                ));
+                w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
+            }
+            DispatchState::Queued | DispatchState::Sending => {
+                // Ask the gate again: consent, caps or approval may have
+                // changed since the dispatch was entered.
+                let request = DispatchRequest {
+                    dispatch_id: d.dispatch.id.clone(),
+                    campaign: Some(def.id.to_string()),
+                    hcp: d.dispatch.hcp.clone(),
+                    version: d.dispatch.version.clone(),
+                    channel: d.dispatch.channel,
+                    purpose: d.dispatch.purpose,
+                    market: Some(d.dispatch.market.clone()),
+                    values: def.values.clone(),
+                    proposed: None,
+                    at: now_millis(),
+                };
+                let decided = self.sender()?.gate().decide(&request);
+                let profile = self.store.profile(&request.hcp)?;
+                match (decided.rendered.clone(), profile, decided.allowed()) {
+                    (Some(rendered), Some(profile), true) => {
+                        w.ready = Some(Ready {
+                            request,
+                            idempotency_key: d.dispatch.idempotency_key.clone(),
+                            rendered,
+                            profile,
+                            decision_id: decided.record.id.clone(),
+                        });
+                    }
+                    _ => {
+                        let to = if d.state == DispatchState::Queued {
+                            DispatchState::Cancelled
+                        } else {
+                            DispatchState::Failed
+                        };
+                        self.store.set_dispatch_state(
+                            &self.options.actor,
+                            &d.dispatch.id,
+                            &[d.state],
+                            to,
+                            Some("the gate blocked it on resume"),
+                        )?;
+                        w.reasons.push(blocked_reason(&decided.record));
+                        w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
+                    }
+                }
+                records.push(decided.record);
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh member: score, then walk the ranking through the gate.
+    #[allow(clippy::too_many_arguments, reason = "one page's shared state")]
+    fn walk(
+        &self,
+        def: &CampaignDefinition,
+        scorer: &Plugin,
+        adapters: &BTreeMap<Channel, Arc<Plugin>>,
+        w: &mut Work,
+        key: &str,
+        now: UnixMillis,
+        population: &mut BTreeMap<Channel, ChannelPerformance>,
+        records: &mut Vec<DecisionRecord>,
+        entries: &mut Vec<NewDispatch>,
+    ) -> Result<(), CampaignError> {
+        let Some(profile) = self.store.profile(&w.member.hcp)? else {
+            w.reasons
+                .push(engine_reason("hcp-unknown", "the HCP's profile is gone"));
+            w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
+            return Ok(());
+        };
+        let features = self.store.features(&profile.id, now)?;
+        add_population(population, &features);
+        let stage = self.store.journey_stage(&profile.id, &def.product)?;
+        // The candidates: every action on every channel something delivers.
+        let mut candidates = Vec::new();
+        let mut by_id: BTreeMap<String, (usize, Channel)> = BTreeMap::new();
+        for (i, a) in def.actions.iter().enumerate() {
+            for c in &a.channels {
+                if !FIELD_CHANNELS.contains(c) && !adapters.contains_key(c) {
+                    w.reasons.push(Reason {
+                        version: Some(a.version.clone()),
+                        channel: Some(*c),
+                        rules: vec!["no-adapter".into()],
+                        decision: None,
+                        message: format!("no channel adapter for `{c}` is loaded"),
+                    });
+                    continue;
+                }
+                let action_id = format!("{i}:{c}");
+                by_id.insert(action_id.clone(), (i, *c));
+                candidates.push(CandidateAction {
+                    action_id,
+                    content_version_id: a.version.0.clone(),
+                    channel: (*c).into(),
+                    topics: a.topics.clone(),
+                    stage: a.stage.clone(),
+                });
+            }
+        }
+        let snapshot = profile.snapshot(Some(features), stage);
+        let goal = CampaignGoal {
+            product: def.product.clone(),
+            target_stage: def.goal.target_stage.clone(),
+            stages: def.goal.ladder(),
+        };
+        let scored = match scorer.score(
+            &snapshot,
+            candidates,
+            goal,
+            population.values().cloned().collect(),
+        ) {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                w.reasons.push(engine_reason(
+                    "scoring-failed",
+                    &format!("the scoring model refused: {e:?}"),
+                ));
+                w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(campaign = %def.id, hcp = %profile.id, error = %e, "scoring failed");
+                w.reasons.push(engine_reason(
+                    "scoring-failed",
+                    &format!("the scoring model failed: {e}"),
+                ));
+                w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
+                return Ok(());
+            }
+        };
+        let mut ranked: Vec<_> = scored
+            .into_iter()
+            .filter_map(|s| by_id.remove(&s.action_id).map(|a| (s, a)))
+            .collect();
+        // Highest score first; ties keep the definition's order.
+        ranked.sort_by(|(a, (ai, _)), (b, (bi, _))| {
+            b.score.total_cmp(&a.score).then(ai.cmp(bi))
+        });
+        for (_, (i, c)) in by_id {
+            w.reasons.push(Reason {
+                version: Some(def.actions[i].version.clone()),
+                channel: Some(c),
+                rules: vec!["not-ranked".into()],
+                decision: None,
+                message: "the scoring model did not score this action".into(),
+            });
+        }
+        for (s, (i, channel)) in ranked {
+            let version = def.actions[i].version.clone();
+            if let Some(min) = def.scoring.min_score
+                && s.score < min.0
+            {
+                w.reasons.push(Reason {
+                    version: Some(version),
+                    channel: Some(channel),
+                    rules: vec!["below-min-score".into()],
+                    decision: None,
+                    message: format!("score {:.3} is below the minimum {}", s.score, min.0),
+                });
+                continue;
+            }
+            let request = DispatchRequest {
+                dispatch_id: uuid::Uuid::now_v7().to_string(),
+                campaign: Some(def.id.to_string()),
+                hcp: profile.id.clone(),
+                version,
+                channel,
+                purpose: def.purpose,
+                market: Some(def.market.clone()),
+                values: def.values.clone(),
+                proposed: None,
+                at: now,
+            };
+            let decided = self.sender()?.gate().decide(&request);
+            let entry = decided.dispatch(key);
+            match (entry, decided.rendered.clone()) {
+                (Some(entry), Some(rendered)) => {
+                    w.rationale = Some(s.rationale.clone());
+                    w.member.dispatch = Some(request.dispatch_id.clone());
+                    w.member.channel = Some(channel);
+                    w.member.version = Some(request.version.clone());
+                    w.ready = Some(Ready {
+                        request,
+                        idempotency_key: key.to_owned(),
+                        rendered,
+                        profile: profile.clone(),
+                        decision_id: decided.record.id.clone(),
+                    });
+                    entries.push(entry);
+                    records.push(decided.record);
+                    break;
+                }
+                _ => {
+                    w.reasons.push(blocked_reason(&decided.record));
+                    records.push(decided.record);
+                }
+            }
+        }
+        w.profile = Some(profile);
+        if w.ready.is_none() {
+            if w.reasons.is_empty() {
+                w.reasons.push(engine_reason(
+                    "no-action",
+                    "the campaign has no action for this HCP",
+                ));
+            }
+            w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
+        }
+        Ok(())
+    }
+
+    /// Hands the page's dispatches to adapters (one batch per adapter) and
+    /// rep queues, and settles each member.
+    fn deliver(
+        &self,
+        def: &CampaignDefinition,
+        adapters: &BTreeMap<Channel, Arc<Plugin>>,
+        work: &mut [Work],
+        now: UnixMillis,
+    ) -> Result<(), CampaignError> {
+        // Field channels: rep suggestions.
+        let mut suggestions = Vec::new();
+        let mut suggested = Vec::new();
+        for (i, w) in work.iter().enumerate() {
+            let Some(r) = &w.ready else { continue };
+            if !FIELD_CHANNELS.contains(&r.request.channel) {
+                continue;
+            }
+            let moved = self.store.set_dispatch_state(
+                &self.options.actor,
+                &r.request.dispatch_id,
+                &[DispatchState::Queued, DispatchState::Sending],
+                DispatchState::Sending,
+                None,
+            )?;
+            if !moved {
+                continue;
+            }
+            suggestions.push(Suggestion {
+                id: r.request.dispatch_id.clone(),
+                hcp: r.request.hcp.clone(),
+                rep: r.profile.assigned_reps.first().cloned(),
+                campaign: Some(def.id.to_string()),
+                version: r.request.version.clone(),
+                channel: r.request.channel,
+                rationale: w
+                    .rationale
+                    .clone()
+                    .unwrap_or_else(|| "resumed campaign dispatch".into()),
+                notes: w
+                    .reasons
+                    .iter()
+                    .map(|x| match x.channel {
+                        Some(c) => format!("{c}: {} ({})", x.rules.join(", "), x.message),
+                        None => format!("{} ({})", x.rules.join(", "), x.message),
+                    })
+                    .collect(),
+                created_at: now,
+                due_at: now + def.suggestions.due.millis,
+                expires_at: now + def.suggestions.expires.millis,
+                state: SuggestionState::Open,
+                closed: None,
+            });
+            suggested.push(i);
+        }
+        self.store
+            .deliver_suggestions(&self.options.actor, &suggestions)?;
+        for i in suggested {
+            let w = &mut work[i];
+            w.attempts += 1;
+            w.settled = Some(settle(w, MemberOutcome::Dispatched, None));
+        }
+        // Adapters: one batch each.
+        let mut groups: BTreeMap<String, (Arc<Plugin>, Vec<usize>)> = BTreeMap::new();
+        for (i, w) in work.iter().enumerate() {
+            let Some(r) = &w.ready else { continue };
+            if w.settled.is_some() || FIELD_CHANNELS.contains(&r.request.channel) {
+                continue;
+            }
+            if let Some(p) = adapters.get(&r.request.channel) {
+                groups
+                    .entry(p.manifest().name.clone())
+                    .or_insert_with(|| (p.clone(), Vec::new()))
+                    .1
+                    .push(i);
+            }
+        }
+        for (_, (adapter, index)) in groups {
+            let ready: Vec<Ready> = index
+                .iter()
+                .filter_map(|i| work[*i].ready.clone())
+                .collect();
+            let sent = self.sender()?.deliver(&adapter, &ready)?;
+            for (i, s) in index.into_iter().zip(sent) {
+                self.settle_delivery(&mut work[i], s, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn settle_delivery(&self, w: &mut Work, sent: Sent, now: UnixMillis) -> Result<(), StoreError> {
+        w.attempts += 1;
+        let retry = |w: &mut Work, reason: String| -> Result<(), StoreError> {
+            w.reasons.push(engine_reason("delivery-retry", &reason));
+            if w.attempts >= self.options.max_attempts {
+                if let Some(d) = &w.member.dispatch {
+                    self.store.set_dispatch_state(
+                        &self.options.actor,
+                        d,
+                        &[DispatchState::Queued, DispatchState::Sending],
+                        DispatchState::Failed,
+                        Some(&format!("gave up after {} attempts: {reason}", w.attempts)),
+                    )?;
+                }
+                w.reasons.push(engine_reason(
+                    "delivery-failed",
+                    &format!("gave up after {} attempts", w.attempts),
+                ));
+                w.settled = Some(settle(w, MemberOutcome::Failed, None));
+            } else {
+                let at = now + backoff(&self.options, w);
+                w.settled = Some(settle(w, MemberOutcome::Pending, Some(at)));
+            }
+            Ok(())
+        };
+        match sent {
+            Sent::Delivered { .. } => {
+                w.settled = Some(settle(w, MemberOutcome::Dispatched, None));
+            }
+            Sent::Failed {
+                reason,
+                retryable: false,
+                ..
+            } => {
+                w.reasons.push(engine_reason("delivery-failed", &reason));
+                w.settled = Some(settle(w, MemberOutcome::Failed, None));
+            }
+            Sent::Failed {
+                reason,
+                retryable: true,
+                ..
+            }
+            | Sent::Unknown { reason, .. } => retry(w, reason)?,
+            Sent::AlreadyInLedger { state, .. } => {
+                w.attempts -= 1;
+                let outcome = match state {
+                    DispatchState::Sent => MemberOutcome::Dispatched,
+                    DispatchState::Failed => MemberOutcome::Failed,
+                    DispatchState::Cancelled => {
+                        w.reasons.push(engine_reason(
+                            "dispatch-cancelled",
+                            "the dispatch was cancelled before it went out (an opt-out, a withdrawal or an expiry)",
+                        ));
+                        MemberOutcome::Suppressed
+                    }
+                    DispatchState::Queued | DispatchState::Sending => MemberOutcome::Pending,
+                };
+                w.settled = Some(settle(w, outcome, None));
+            }
+            Sent::Blocked { decision } => {
+                w.reasons.push(blocked_reason(&decision));
+                w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
+            }
+        }
+        Ok(())
+    }
+}
+
+
+/// The delay before the next attempt: `backoff * 2^(attempts-1)`, plus up
+/// to 50% jitter drawn from the dispatch id (spread, and stable).
+fn backoff(options: &RunOptions, w: &Work) -> i64 {
+    let base = options.backoff.as_millis() as i64;
+    let exp = base.saturating_mul(1 << w.attempts.saturating_sub(1).min(16));
+    let seed = format!(
+        "{}/{}",
+        w.member.dispatch.as_deref().unwrap_or(""),
+        w.attempts
+    );
+    let digest = Sha256::digest(seed.as_bytes());
+    let jitter = i64::from(u16::from_be_bytes([digest[0], digest[1]])) * exp / 2 / 65_536;
+    exp + jitter
+}
+
+fn settle(w: &Work, outcome: MemberOutcome, retry_at: Option<UnixMillis>) -> MemberUpdate {
+    MemberUpdate {
+        hcp: w.member.hcp.clone(),
+        outcome,
+        dispatch: w.member.dispatch.clone(),
+        channel: w.member.channel,
+        version: w.member.version.clone(),
+        attempts: w.attempts,
+        retry_at,
+        reasons: w.reasons.clone(),
+        rationale: w.rationale.clone().or_else(|| w.member.rationale.clone()),
+    }
+}
+
+fn engine_reason(rule: &str, message: &str) -> Reason {
+    Reason {
+        version: None,
+        channel: None,
+        rules: vec![rule.to_owned()],
+        decision: None,
+        message: message.to_owned(),
+    }
+}
+
+fn blocked_reason(d: &DecisionRecord) -> Reason {
+    let blocking: Vec<_> = d
+        .rules
+        .iter()
+        .filter(|r| r.outcome == Outcome::Block)
+        .collect();
+    Reason {
+        version: Some(d.version.clone()),
+        channel: Some(d.channel),
+        rules: blocking.iter().map(|r| r.rule.clone()).collect(),
+        decision: Some(d.id.clone()),
+        message: blocking
+            .iter()
+            .map(|r| r.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+fn add_population(population: &mut BTreeMap<Channel, ChannelPerformance>, f: &EngagementStats) {
+    for c in &f.channels {
+        let p = population
+            .entry(c.channel)
+            .or_insert_with(|| ChannelPerformance {
+                channel: c.channel.into(),
+                sends: 0,
+                opens: 0,
+                clicks: 0,
+                progressions: 0,
+            });
+        p.sends += u64::from(c.sends);
+        p.opens += u64::from(c.opens);
+        p.clicks += u64::from(c.clicks);
+    }
+}

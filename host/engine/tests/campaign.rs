@@ -1,0 +1,567 @@
+//! Campaign runs end to end: a real SQLite store, the real gate with the
+//! repository's policies, the bundled scoring model and e-mail adapter
+//! (compiled Wasm components) and a loopback provider.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use omnigate_core::campaign::{
+    ActionSpec, CampaignCaps, CampaignDefinition, CampaignId, CampaignState, CampaignStore, Filter,
+    Goal, MemberOutcome, ScoringSpec, SuggestionTiming,
+};
+use omnigate_core::consent::{ConsentScope, ConsentSource, ConsentStatus, NewConsent, Purpose};
+use omnigate_core::content::{
+    Audience, ContentBody, ContentMetadata, NewPreScreen, ReviewRole, VersionHash,
+};
+use omnigate_core::event::now_millis;
+use omnigate_core::hcp::Specialty;
+use omnigate_core::ledger::{DispatchState, LedgerStore};
+use omnigate_core::store::{ConsentStore, ContentStore, HcpStore};
+use omnigate_core::suggestion::{SuggestionFilter, SuggestionStore};
+use omnigate_core::template::PersonalField;
+use omnigate_core::{Channel, HcpId, HcpProfile, Store};
+use omnigate_engine::report::report;
+use omnigate_engine::{CampaignError, Campaigns, GateInspector, RunEnd, RunOptions, Sender};
+use omnigate_gate::Gate;
+use omnigate_gate::egress::Clearance;
+use omnigate_mailsink::MailSink;
+use omnigate_policy::{PolicyHandle, load_dir};
+use omnigate_runtime::{Plugin, Runtime, RuntimeConfig};
+use omnigate_store::{SqliteStore, StoreOptions};
+use toml_edit::{DocumentMut, value};
+
+const FOOTER: &str = "Important Safety Information: Cardiozen can cause fetal toxicity. Hypotension and hyperkalemia can occur. Please see full Prescribing Information. To unsubscribe, click here.";
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+    }
+}
+
+/// A packaged bundled plugin, its config edited.
+fn plugin(runtime: &Runtime, dir: &Path, name: &str, config: &[(&str, &str)]) -> Arc<Plugin> {
+    let source = target_dir().join(format!("plugins/{name}.toml"));
+    assert!(
+        source.is_file(),
+        "{name} is not built: run `cargo xtask plugins`"
+    );
+    let mut doc: DocumentMut = std::fs::read_to_string(&source).unwrap().parse().unwrap();
+    let wasm = source
+        .parent()
+        .unwrap()
+        .join(doc["component"]["path"].as_str().unwrap());
+    doc["component"]["path"] = value(wasm.display().to_string());
+    for (k, v) in config {
+        doc["config"][*k] = value(*v);
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, doc.to_string()).unwrap();
+    Arc::new(runtime.load(&path).unwrap())
+}
+
+/// A fixed-offset zone where it is about midday now, so that quiet hours
+/// never decide these tests whatever the clock says.
+fn midday_zone() -> String {
+    let hour = (now_millis() / 3_600_000) % 24;
+    // Etc/GMT-N is UTC+N.
+    let offset = 12 - hour; // -11 ..= 12
+    match offset {
+        0 => "Etc/GMT".into(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    campaigns: Campaigns,
+    plugins: Vec<Arc<Plugin>>,
+    sink: MailSink,
+    approved: VersionHash,
+    draft: VersionHash,
+    _runtime: Runtime,
+}
+
+/// How each HCP is set up, by index.
+fn kind(i: usize) -> &'static str {
+    match i % 5 {
+        0 | 1 | 2 => "email",  // e-mail and rep-visit opt-in
+        3 => "rep-only",       // rep-visit opt-in, e-mail opt-out
+        _ => "none",           // nothing on record
+    }
+}
+
+fn body(text: &str, channels: &[Channel]) -> ContentBody {
+    ContentBody {
+        parts: BTreeMap::from([
+            ("subject".into(), "New blood pressure data".into()),
+            (
+                "text".into(),
+                format!("{{{{salutation}}}} {{{{name}}}},\n\n{text}"),
+            ),
+            ("isi".into(), FOOTER.into()),
+        ]),
+        variants: BTreeMap::new(),
+        personalization_fields: BTreeSet::from(["salutation".into(), "name".into()]),
+        metadata: ContentMetadata {
+            product: "cardiozen".into(),
+            indications: BTreeSet::from(["hypertension".into()]),
+            markets: BTreeSet::from(["US".into()]),
+            channels: channels.iter().copied().collect(),
+            audience: Audience::Hcp,
+            claims: BTreeMap::new(),
+            disclaimers: Vec::new(),
+            isi: None,
+            expires_at: None,
+        },
+    }
+}
+
+fn world(hcps: usize, options: RunOptions) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(StoreOptions::new(dir.path().join("data"))).unwrap());
+    let zone = midday_zone();
+    let mut profiles = Vec::new();
+    let mut consents = Vec::new();
+    let consent = |id: &HcpId, channel, status| NewConsent {
+        scope: ConsentScope {
+            hcp: id.clone(),
+            channel,
+            purpose: Purpose::Promotional,
+            market: "US".into(),
+            product: None,
+        },
+        status,
+        source: ConsentSource::WebForm,
+        recorded_at: now_millis() - 86_400_000,
+        recorded_by: "rep".into(),
+    };
+    for i in 0..hcps {
+        let id = HcpId::new(format!("npi-{i:05}")).unwrap();
+        let mut p = HcpProfile::new(id.clone(), format!("Ada Li {i}"), "US");
+        p.time_zone = Some(zone.clone());
+        p.specialty = Some(Specialty {
+            code: if i % 7 == 6 { "208D00000X" } else { "207RC0000X" }.into(),
+            label: "Cardiovascular Disease".into(),
+        });
+        if i % 7 == 6 {
+            p.specialty = Some(Specialty {
+                code: "208D00000X".into(),
+                label: "General Practice".into(),
+            });
+        }
+        p.assigned_reps = vec![format!("rep-{}", i % 3)];
+        p.contact.email = Some(format!("ada{i}@hospital.example"));
+        profiles.push(p);
+        match kind(i) {
+            "email" => {
+                consents.push(consent(&id, Channel::Email, ConsentStatus::OptIn));
+                consents.push(consent(&id, Channel::RepVisit, ConsentStatus::OptIn));
+            }
+            "rep-only" => {
+                consents.push(consent(&id, Channel::Email, ConsentStatus::OptOut));
+                consents.push(consent(&id, Channel::RepVisit, ConsentStatus::OptIn));
+            }
+            _ => {}
+        }
+    }
+    store.upsert_profiles("import", &profiles).unwrap();
+    store.record_consents("import", &consents).unwrap();
+    let approved = store
+        .put_version(
+            "author",
+            "cz",
+            &body(
+                "The recommended starting dose is 80 mg once daily.",
+                &[Channel::Email, Channel::RepVisit],
+            ),
+        )
+        .unwrap();
+    let pre = NewPreScreen {
+        policy_version: "test".into(),
+        report: serde_json::json!({}),
+    };
+    store.submit_for_review("author", &approved, &pre).unwrap();
+    for (who, role) in [
+        ("m", ReviewRole::Medical),
+        ("l", ReviewRole::Legal),
+        ("r", ReviewRole::Regulatory),
+    ] {
+        store.sign_off(who, &approved, role).unwrap();
+    }
+    let draft = store
+        .put_version(
+            "author",
+            "cz-draft",
+            &body("Cardiozen cures hypertension.", &[Channel::Email]),
+        )
+        .unwrap();
+    let policy_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let policy = Arc::new(PolicyHandle::new(load_dir(&policy_dir).unwrap()));
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let clearance = Clearance::new();
+    let runtime = Runtime::new(RuntimeConfig {
+        egress: Arc::new(GateInspector(clearance.clone())),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let sink = MailSink::start().unwrap();
+    let plugins = vec![
+        plugin(
+            &runtime,
+            dir.path(),
+            "email-adapter",
+            &[("endpoint", &sink.endpoint())],
+        ),
+        plugin(&runtime, dir.path(), "stage-scorer", &[]),
+    ];
+    let gate = Gate::new(policy, dyn_store.clone());
+    let sender = Sender::new(gate, dyn_store.clone(), clearance, "engine-test");
+    World {
+        dir,
+        store,
+        campaigns: Campaigns::new(dyn_store, options).with_sender(sender),
+        plugins,
+        sink,
+        approved,
+        draft,
+        _runtime: runtime,
+    }
+}
+
+fn definition(w: &World, id: &str) -> CampaignDefinition {
+    CampaignDefinition {
+        id: CampaignId::new(id).unwrap(),
+        name: "Cardiozen dosing".into(),
+        product: "cardiozen".into(),
+        market: "US".into(),
+        purpose: Purpose::Promotional,
+        goal: Goal {
+            target_stage: "adoption".into(),
+            stages: Vec::new(),
+        },
+        audience: Filter::Specialty(vec!["207RC0000X".into()]),
+        actions: vec![
+            // The unapproved draft with an absolute claim, offered first on
+            // e-mail: the gate must block it wherever the model ranks it.
+            ActionSpec {
+                version: w.draft.clone(),
+                channels: vec![Channel::Email],
+                topics: vec!["efficacy".into()],
+                stage: Some("awareness".into()),
+            },
+            ActionSpec {
+                version: w.approved.clone(),
+                channels: vec![Channel::Email, Channel::RepVisit],
+                topics: vec!["dosing".into()],
+                stage: Some("awareness".into()),
+            },
+        ],
+        channels: vec![Channel::Email, Channel::RepVisit],
+        window: None,
+        caps: CampaignCaps::default(),
+        scoring: ScoringSpec {
+            plugin: "stage-scorer".into(),
+            min_score: None,
+        },
+        holdout: 0.1,
+        seed: None,
+        priority: 0,
+        values: BTreeMap::from([(PersonalField::Salutation, "Dr.".into())]),
+        suggestions: SuggestionTiming::default(),
+    }
+}
+
+fn options() -> RunOptions {
+    RunOptions {
+        page: 25,
+        backoff: Duration::from_millis(20),
+        lease: Duration::from_secs(5),
+        ..RunOptions::default()
+    }
+}
+
+#[test]
+fn a_campaign_walks_each_ranking_through_the_gate_and_records_every_outcome() {
+    let w = world(100, options());
+    let def = definition(&w, "cz-dosing");
+    let (record, created) = w.campaigns.create("marketer", &def).unwrap();
+    assert!(created);
+    assert_eq!(record.state, CampaignState::Draft);
+    // Creating the same definition again changes nothing.
+    assert!(!w.campaigns.create("marketer", &def).unwrap().1);
+    w.campaigns.start("marketer", &def.id).unwrap();
+    let mut calls = 0;
+    let end = w
+        .campaigns
+        .run(&def.id, &w.plugins, &mut |_| calls += 1)
+        .unwrap();
+    assert_eq!(end, RunEnd::Completed);
+    assert!(calls >= 3, "progress is reported per page ({calls})");
+
+    let members = w.store.members(&def.id, None, None, 1000).unwrap();
+    // The audience: cardiologists only.
+    let expected: BTreeSet<String> = (0..100)
+        .filter(|i| i % 7 != 6)
+        .map(|i| format!("npi-{i:05}"))
+        .collect();
+    let got: BTreeSet<String> = members.iter().map(|m| m.hcp.to_string()).collect();
+    assert_eq!(got, expected);
+    let per_hcp = w.sink.per_hcp();
+    let suggestions = w
+        .store
+        .suggestions(
+            &SuggestionFilter {
+                limit: 1000,
+                ..SuggestionFilter::default()
+            },
+            now_millis(),
+        )
+        .unwrap();
+    let suggested: BTreeMap<String, _> = suggestions
+        .iter()
+        .map(|s| (s.hcp.to_string(), s))
+        .collect();
+    let mut holdout = 0;
+    for m in &members {
+        let i: usize = m.hcp.as_str()[4..].parse().unwrap();
+        let emails = per_hcp.get(m.hcp.as_str()).copied().unwrap_or(0);
+        if m.holdout {
+            holdout += 1;
+            assert_eq!(m.outcome, MemberOutcome::Holdout);
+            assert_eq!(emails, 0, "{} is held out", m.hcp);
+            assert!(!suggested.contains_key(m.hcp.as_str()));
+            continue;
+        }
+        match kind(i) {
+            "email" => {
+                assert_eq!(m.outcome, MemberOutcome::Dispatched, "{m:?}");
+                assert_eq!(m.channel, Some(Channel::Email));
+                assert_eq!(m.version.as_ref(), Some(&w.approved));
+                assert_eq!(emails, 1, "{} got {emails} e-mails", m.hcp);
+                // The draft was tried (or ranked lower) and blocked.
+                assert!(m.rationale.is_some());
+                let d = w.store.dispatch(m.dispatch.as_ref().unwrap()).unwrap().unwrap();
+                assert_eq!(d.state, DispatchState::Sent);
+                assert_eq!(
+                    d.dispatch.idempotency_key,
+                    format!("campaign/cz-dosing/{}/1", m.hcp)
+                );
+            }
+            "rep-only" => {
+                // E-mail is opted out: the walk fell back to a rep visit.
+                assert_eq!(m.outcome, MemberOutcome::Dispatched, "{m:?}");
+                assert_eq!(m.channel, Some(Channel::RepVisit));
+                assert_eq!(emails, 0);
+                let s = suggested[m.hcp.as_str()];
+                assert_eq!(s.rep.as_deref(), Some(format!("rep-{}", i % 3).as_str()));
+                assert_eq!(s.version, w.approved);
+                assert!(
+                    s.notes.iter().any(|n| n.contains("consent-opt-in")),
+                    "the rep sees why e-mail was suppressed: {:?}",
+                    s.notes
+                );
+                assert!(!s.rationale.is_empty());
+                assert!(s.due_at < s.expires_at);
+            }
+            _ => {
+                assert_eq!(m.outcome, MemberOutcome::Suppressed, "{m:?}");
+                assert_eq!(emails, 0);
+                let rules: BTreeSet<&str> = m
+                    .reasons
+                    .iter()
+                    .flat_map(|r| r.rules.iter().map(String::as_str))
+                    .collect();
+                assert!(rules.contains("consent-opt-in"), "{rules:?}");
+            }
+        }
+    }
+    assert!(holdout > 0, "a 10% holdout of 86 HCPs holds someone out");
+    // Nothing the provider got came from the draft.
+    assert!(
+        w.sink
+            .delivered()
+            .iter()
+            .all(|d| !d.text.contains("cures"))
+    );
+
+    let r = report(&*w.campaigns_store(), &def.id).unwrap();
+    assert_eq!(r.audience, members.len() as u64);
+    assert_eq!(r.outcomes["holdout"], holdout);
+    assert_eq!(r.outcomes["pending"], 0);
+    assert!(r.blocked_by_rule.contains_key("content-not-approved"), "{r:?}");
+    assert!(r.blocked_by_rule.contains_key("consent-opt-in"), "{r:?}");
+    assert_eq!(
+        r.outcomes["dispatched"],
+        r.channels.values().map(|c| c.dispatched).sum::<u64>()
+    );
+    assert!(r.suppressed_by_rule.contains_key("consent-opt-in"));
+
+    // A completed campaign does not run again.
+    let again = w.campaigns.start("marketer", &def.id).unwrap_err();
+    assert!(matches!(again, CampaignError::NotRunnable { .. }), "{again}");
+    assert!(
+        omnigate_core::store::AuditStore::verify_audit(&*w.store)
+            .unwrap()
+            .is_intact()
+    );
+}
+
+impl World {
+    fn campaigns_store(&self) -> Arc<dyn Store> {
+        self.campaigns.store().clone()
+    }
+}
+
+#[test]
+fn a_paused_run_stops_between_pages_and_resumes_without_sending_twice() {
+    let w = world(120, options());
+    let def = definition(&w, "cz-pause");
+    w.campaigns.create("marketer", &def).unwrap();
+    w.campaigns.start("marketer", &def.id).unwrap();
+    let campaigns = w.campaigns.clone();
+    let id = def.id.clone();
+    let mut pages = 0;
+    let end = w
+        .campaigns
+        .run(&def.id, &w.plugins, &mut |s| {
+            pages += 1;
+            if pages == 2 {
+                campaigns.pause("marketer", &id).unwrap();
+            }
+            assert!(s.audience > 0);
+        })
+        .unwrap();
+    assert_eq!(end, RunEnd::Paused);
+    let status = w.campaigns.status(&def.id).unwrap();
+    assert_eq!(status.state, CampaignState::Paused);
+    assert!(status.pending > 0, "paused before the end: {status:?}");
+    let delivered_at_pause = w.sink.delivered().len();
+    assert!(delivered_at_pause > 0);
+    // Paused: a run does nothing.
+    assert_eq!(
+        w.campaigns.run(&def.id, &w.plugins, &mut |_| {}).unwrap(),
+        RunEnd::Paused
+    );
+    assert_eq!(w.sink.delivered().len(), delivered_at_pause);
+
+    w.campaigns.start("marketer", &def.id).unwrap();
+    let end = w.campaigns.run(&def.id, &w.plugins, &mut |_| {}).unwrap();
+    assert_eq!(end, RunEnd::Completed);
+    assert!(w.sink.per_hcp().values().all(|n| *n == 1));
+    let status = w.campaigns.status(&def.id).unwrap();
+    assert_eq!(status.pending, 0);
+    assert_eq!(
+        status.outcomes[&MemberOutcome::Dispatched],
+        (w.sink.delivered().len()
+            + w.store
+                .suggestions(
+                    &SuggestionFilter {
+                        limit: 1000,
+                        ..SuggestionFilter::default()
+                    },
+                    now_millis()
+                )
+                .unwrap()
+                .len()) as u64
+    );
+}
+
+#[test]
+fn retryable_provider_failures_are_retried_with_backoff_and_a_dead_provider_fails_members() {
+    // The provider answers 503 to its first three requests: the members of
+    // those batches are retried and delivered.
+    let w = world(40, options());
+    let def = definition(&w, "cz-retry");
+    w.campaigns.create("marketer", &def).unwrap();
+    w.campaigns.start("marketer", &def.id).unwrap();
+    w.sink.fail_next(3);
+    assert_eq!(
+        w.campaigns.run(&def.id, &w.plugins, &mut |_| {}).unwrap(),
+        RunEnd::Completed
+    );
+    let members = w.store.members(&def.id, None, None, 1000).unwrap();
+    let emailed: Vec<_> = members
+        .iter()
+        .filter(|m| m.channel == Some(Channel::Email))
+        .collect();
+    assert!(!emailed.is_empty());
+    assert!(
+        emailed
+            .iter()
+            .all(|m| m.outcome == MemberOutcome::Dispatched)
+    );
+    assert!(emailed.iter().any(|m| m.attempts > 1), "some were retried");
+    assert!(w.sink.per_hcp().values().all(|n| *n == 1));
+
+    // A provider that never answers well: members fail after the last
+    // attempt, the rest of the run (rep visits) goes on.
+    let def = definition(&w, "cz-dead");
+    w.campaigns.create("marketer", &def).unwrap();
+    w.campaigns.start("marketer", &def.id).unwrap();
+    w.sink.fail_next(1_000);
+    let before = w.sink.delivered().len();
+    assert_eq!(
+        w.campaigns.run(&def.id, &w.plugins, &mut |_| {}).unwrap(),
+        RunEnd::Completed
+    );
+    assert_eq!(w.sink.delivered().len(), before);
+    let members = w.store.members(&def.id, None, None, 1000).unwrap();
+    let failed: Vec<_> = members
+        .iter()
+        .filter(|m| m.outcome == MemberOutcome::Failed)
+        .collect();
+    assert!(!failed.is_empty());
+    for m in &failed {
+        assert_eq!(m.attempts, options().max_attempts);
+        let d = w.store.dispatch(m.dispatch.as_ref().unwrap()).unwrap().unwrap();
+        assert_eq!(d.state, DispatchState::Failed);
+    }
+    assert!(
+        members
+            .iter()
+            .any(|m| m.outcome == MemberOutcome::Dispatched && m.channel == Some(Channel::RepVisit)),
+        "the failing e-mail channel did not stop rep suggestions"
+    );
+    let _ = &w.dir;
+}
+
+#[test]
+fn bad_definitions_are_refused_with_their_path_and_cancel_is_final() {
+    let w = world(10, options());
+    let mut def = definition(&w, "cz-bad");
+    def.holdout = 0.9;
+    def.actions[1].channels.push(Channel::Sms);
+    let e = w.campaigns.create("marketer", &def).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("holdout"), "{text}");
+    assert!(text.contains("actions[1].channels[2]"), "{text}");
+    assert!(w.store.campaigns().unwrap().is_empty(), "nothing stored");
+
+    let def = definition(&w, "cz-cancel");
+    w.campaigns.create("marketer", &def).unwrap();
+    // A different definition under the same id is refused.
+    let mut other = def.clone();
+    other.name = "something else".into();
+    assert!(w.campaigns.create("marketer", &other).is_err());
+    let e = w.campaigns.run(&def.id, &w.plugins, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, CampaignError::NotRunnable { .. }), "draft: {e}");
+    w.campaigns.cancel("marketer", &def.id, "brand plan changed").unwrap();
+    assert!(w.campaigns.start("marketer", &def.id).is_err());
+    assert_eq!(
+        w.campaigns.run(&def.id, &w.plugins, &mut |_| {}).unwrap(),
+        RunEnd::Cancelled
+    );
+    assert!(w.sink.delivered().is_empty());
+}

@@ -1,0 +1,655 @@
+//! Campaigns, their members and the lease of the process running each.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use omnigate_core::Channel;
+use omnigate_core::audit::NewAuditEntry;
+use omnigate_core::campaign::{
+    CampaignDefinition, CampaignId, CampaignRecord, CampaignState, CampaignStore, DecisionCounts,
+    Lease, Member,
+    MemberCounts, MemberOutcome, MemberUpdate, Reason,
+};
+use omnigate_core::canonical::{canonical_json_of, sha256_hex};
+use omnigate_core::content::VersionHash;
+use omnigate_core::event::UnixMillis;
+use omnigate_core::hcp::HcpId;
+use omnigate_core::ledger::CancelScope;
+use omnigate_core::store::{StoreError, StoreResult};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+
+use crate::db::{During, SqliteStore, corrupt};
+use crate::ledger::cancel_in;
+
+const CAMPAIGN_COLUMNS: &str =
+    "num, definition, definition_sha256, state, created_by, created_at, updated_at, resolved_at";
+
+fn campaign_row(r: &Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, i64, i64, Option<i64>)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+type CampaignRow = (i64, String, String, String, String, i64, i64, Option<i64>);
+
+fn to_record(op: &'static str, row: CampaignRow) -> StoreResult<(i64, CampaignRecord)> {
+    let (num, def, sha, state, by, created, updated, resolved) = row;
+    let definition: CampaignDefinition = serde_json::from_str(&def).during(op)?;
+    let state = CampaignState::parse(&state).ok_or_else(|| corrupt(op, "campaign state", &state))?;
+    Ok((
+        num,
+        CampaignRecord {
+            definition,
+            definition_sha256: sha,
+            state,
+            created_by: by,
+            created_at: created,
+            updated_at: updated,
+            resolved_at: resolved,
+        },
+    ))
+}
+
+fn load(conn: &Connection, op: &'static str, id: &CampaignId) -> StoreResult<Option<(i64, CampaignRecord)>> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaign WHERE id = ?1"))
+        .during(op)?
+        .query_row([id.as_str()], campaign_row)
+        .optional()
+        .during(op)?;
+    row.map(|r| to_record(op, r)).transpose()
+}
+
+fn load_num(conn: &Connection, op: &'static str, id: &CampaignId) -> StoreResult<i64> {
+    conn.prepare_cached("SELECT num FROM campaign WHERE id = ?1")
+        .during(op)?
+        .query_row([id.as_str()], |r| r.get(0))
+        .optional()
+        .during(op)?
+        .ok_or_else(|| StoreError::UnknownCampaign(id.to_string()))
+}
+
+const MEMBER_COLUMNS: &str =
+    "hcp, holdout, outcome, dispatch, channel, version, attempts, retry_at, reasons, rationale, updated_at";
+
+type MemberRow = (
+    String,
+    bool,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    u32,
+    Option<i64>,
+    String,
+    Option<String>,
+    i64,
+);
+
+fn member_row(r: &Row<'_>) -> rusqlite::Result<MemberRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+fn to_member(op: &'static str, row: MemberRow) -> StoreResult<Member> {
+    let (hcp, holdout, outcome, dispatch, channel, version, attempts, retry_at, reasons, rationale, at) =
+        row;
+    Ok(Member {
+        hcp: HcpId::new(hcp.clone()).map_err(|_| corrupt(op, "HCP id", &hcp))?,
+        holdout,
+        outcome: MemberOutcome::parse(&outcome)
+            .ok_or_else(|| corrupt(op, "member outcome", &outcome))?,
+        dispatch,
+        channel: channel
+            .map(|c| c.parse::<Channel>().map_err(|_| corrupt(op, "channel", &c)))
+            .transpose()?,
+        version: version.map(VersionHash),
+        attempts,
+        retry_at,
+        reasons: serde_json::from_str(&reasons).during(op)?,
+        rationale,
+        updated_at: at,
+    })
+}
+
+fn query_members(
+    conn: &Connection,
+    op: &'static str,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Vec<Member>> {
+    let mut stmt = conn.prepare_cached(sql).during(op)?;
+    let rows = stmt
+        .query_map(args, member_row)
+        .during(op)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .during(op)?;
+    rows.into_iter().map(|r| to_member(op, r)).collect()
+}
+
+impl CampaignStore for SqliteStore {
+    fn create_campaign(
+        &self,
+        actor: &str,
+        definition: &CampaignDefinition,
+        at: UnixMillis,
+    ) -> StoreResult<(CampaignRecord, bool)> {
+        const OP: &str = "create a campaign";
+        let problems = definition.problems();
+        if let Some(p) = problems.first() {
+            return Err(StoreError::InvalidInput(format!(
+                "campaign `{}`: {}: {}; nothing was stored",
+                definition.id, p.path, p.message
+            )));
+        }
+        let canonical = canonical_json_of(definition).during(OP)?;
+        let sha = sha256_hex(canonical.as_bytes());
+        self.write(OP, |tx, audit| {
+            if let Some((_, existing)) = load(tx, OP, &definition.id)? {
+                if existing.definition_sha256 == sha {
+                    return Ok((existing, false));
+                }
+                return Err(StoreError::CampaignExists(definition.id.to_string()));
+            }
+            tx.prepare_cached(
+                "INSERT INTO campaign (id, definition, definition_sha256, priority, state,
+                     created_by, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'draft', ?5, ?6, ?6)",
+            )
+            .during(OP)?
+            .execute(params![
+                definition.id.as_str(),
+                canonical,
+                sha,
+                definition.priority,
+                actor,
+                at
+            ])
+            .during(OP)?;
+            audit.append(
+                tx,
+                NewAuditEntry::new(
+                    actor,
+                    "campaign.create",
+                    definition.id.as_str(),
+                    json!({"definition_sha256": sha, "definition": definition}),
+                ),
+            )?;
+            let (_, record) = load(tx, OP, &definition.id)?
+                .ok_or_else(|| StoreError::UnknownCampaign(definition.id.to_string()))?;
+            Ok((record, true))
+        })
+    }
+
+    fn campaign(&self, id: &CampaignId) -> StoreResult<Option<CampaignRecord>> {
+        const OP: &str = "read a campaign";
+        self.read(OP, |c| Ok(load(c, OP, id)?.map(|(_, r)| r)))
+    }
+
+    fn campaigns(&self) -> StoreResult<Vec<CampaignRecord>> {
+        const OP: &str = "list campaigns";
+        self.read(OP, |c| {
+            let mut stmt = c
+                .prepare_cached(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaign ORDER BY num"))
+                .during(OP)?;
+            let rows = stmt
+                .query_map([], campaign_row)
+                .during(OP)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .during(OP)?;
+            rows.into_iter()
+                .map(|r| to_record(OP, r).map(|(_, r)| r))
+                .collect()
+        })
+    }
+
+    fn set_campaign_state(
+        &self,
+        actor: &str,
+        id: &CampaignId,
+        to: CampaignState,
+        note: &str,
+        at: UnixMillis,
+    ) -> StoreResult<CampaignRecord> {
+        const OP: &str = "change a campaign's state";
+        self.write(OP, |tx, audit| {
+            let (num, record) =
+                load(tx, OP, id)?.ok_or_else(|| StoreError::UnknownCampaign(id.to_string()))?;
+            let from = record.state;
+            if from == to {
+                return Ok(record);
+            }
+            if !from.can_become(to) {
+                return Err(StoreError::CampaignState {
+                    id: id.to_string(),
+                    from,
+                    to,
+                });
+            }
+            tx.prepare_cached("UPDATE campaign SET state = ?1, updated_at = ?2 WHERE num = ?3")
+                .during(OP)?
+                .execute(params![to.as_str(), at, num])
+                .during(OP)?;
+            let mut cancelled = Vec::new();
+            let mut unreached = 0;
+            if to == CampaignState::Cancelled {
+                cancelled = cancel_in(
+                    tx,
+                    audit,
+                    actor,
+                    &CancelScope::Campaign(id.to_string()),
+                    "the campaign was cancelled",
+                )?;
+                let reasons = serde_json::to_string(&[Reason {
+                    version: None,
+                    channel: None,
+                    rules: vec!["campaign-cancelled".into()],
+                    decision: None,
+                    message: format!("the campaign was cancelled: {note}"),
+                }])
+                .during(OP)?;
+                unreached = tx
+                    .prepare_cached(
+                        "UPDATE campaign_member SET outcome = 'unreached', reasons = ?1,
+                             updated_at = ?2
+                         WHERE campaign_num = ?3 AND outcome = 'pending'",
+                    )
+                    .during(OP)?
+                    .execute(params![reasons, at, num])
+                    .during(OP)?;
+            }
+            audit.append(
+                tx,
+                NewAuditEntry::new(
+                    actor,
+                    "campaign.state",
+                    id.as_str(),
+                    json!({"from": from, "to": to, "note": note,
+                           "cancelled_dispatches": cancelled.len(), "unreached": unreached}),
+                ),
+            )?;
+            Ok(CampaignRecord {
+                state: to,
+                updated_at: at,
+                ..record
+            })
+        })
+    }
+
+    fn claim_campaign(
+        &self,
+        id: &CampaignId,
+        owner: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> StoreResult<Result<(), Lease>> {
+        const OP: &str = "claim a campaign's run";
+        self.write(OP, |tx, _| {
+            let (num, holder, held_until): (i64, Option<String>, Option<i64>) = tx
+                .prepare_cached("SELECT num, lease_owner, lease_until FROM campaign WHERE id = ?1")
+                .during(OP)?
+                .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .during(OP)?
+                .ok_or_else(|| StoreError::UnknownCampaign(id.to_string()))?;
+            if let (Some(h), Some(u)) = (holder, held_until)
+                && h != owner
+                && u > now
+            {
+                return Ok(Err(Lease { owner: h, until: u }));
+            }
+            tx.prepare_cached("UPDATE campaign SET lease_owner = ?1, lease_until = ?2 WHERE num = ?3")
+                .during(OP)?
+                .execute(params![owner, until, num])
+                .during(OP)?;
+            Ok(Ok(()))
+        })
+    }
+
+    fn release_campaign(&self, id: &CampaignId, owner: &str) -> StoreResult<()> {
+        const OP: &str = "release a campaign's run";
+        self.write(OP, |tx, _| {
+            tx.prepare_cached(
+                "UPDATE campaign SET lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1 AND lease_owner = ?2",
+            )
+            .during(OP)?
+            .execute(params![id.as_str(), owner])
+            .during(OP)?;
+            Ok(())
+        })
+    }
+
+    fn add_members(
+        &self,
+        id: &CampaignId,
+        members: &[(HcpId, bool)],
+        last: bool,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        const OP: &str = "add campaign members";
+        self.write(OP, |tx, audit| {
+            let num = load_num(tx, OP, id)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO campaign_member (campaign_num, hcp, holdout, outcome, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )
+                .during(OP)?;
+            for (hcp, holdout) in members {
+                let outcome = if *holdout { "holdout" } else { "pending" };
+                insert
+                    .execute(params![num, hcp.as_str(), holdout, outcome, at])
+                    .during(OP)?;
+            }
+            if last {
+                let (audience, holdout): (i64, i64) = tx
+                    .prepare_cached(
+                        "SELECT count(*), coalesce(sum(holdout), 0) FROM campaign_member
+                         WHERE campaign_num = ?1",
+                    )
+                    .during(OP)?
+                    .query_row([num], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .during(OP)?;
+                tx.prepare_cached("UPDATE campaign SET resolved_at = ?1 WHERE num = ?2")
+                    .during(OP)?
+                    .execute(params![at, num])
+                    .during(OP)?;
+                audit.append(
+                    tx,
+                    NewAuditEntry::new(
+                        "engine",
+                        "campaign.audience",
+                        id.as_str(),
+                        json!({"audience": audience, "holdout": holdout}),
+                    ),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn pending_members(
+        &self,
+        id: &CampaignId,
+        after: Option<&HcpId>,
+        limit: usize,
+        now: UnixMillis,
+    ) -> StoreResult<Vec<Member>> {
+        const OP: &str = "read pending campaign members";
+        self.read(OP, |c| {
+            let num = load_num(c, OP, id)?;
+            let after = after.map_or("", HcpId::as_str);
+            query_members(
+                c,
+                OP,
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM campaign_member
+                     WHERE campaign_num = ?1 AND outcome = 'pending' AND hcp > ?2
+                       AND (retry_at IS NULL OR retry_at <= ?3)
+                     ORDER BY hcp LIMIT ?4"
+                ),
+                &[&num, &after, &now, &(limit.min(100_000) as i64)],
+            )
+        })
+    }
+
+    fn members(
+        &self,
+        id: &CampaignId,
+        outcome: Option<MemberOutcome>,
+        after: Option<&HcpId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Member>> {
+        const OP: &str = "read campaign members";
+        self.read(OP, |c| {
+            let num = load_num(c, OP, id)?;
+            let after = after.map_or("", HcpId::as_str);
+            let limit = limit.min(100_000) as i64;
+            match outcome {
+                Some(o) => query_members(
+                    c,
+                    OP,
+                    &format!(
+                        "SELECT {MEMBER_COLUMNS} FROM campaign_member
+                         WHERE campaign_num = ?1 AND outcome = ?2 AND hcp > ?3
+                         ORDER BY hcp LIMIT ?4"
+                    ),
+                    &[&num, &o.as_str(), &after, &limit],
+                ),
+                None => query_members(
+                    c,
+                    OP,
+                    &format!(
+                        "SELECT {MEMBER_COLUMNS} FROM campaign_member
+                         WHERE campaign_num = ?1 AND hcp > ?2 ORDER BY hcp LIMIT ?3"
+                    ),
+                    &[&num, &after, &limit],
+                ),
+            }
+        })
+    }
+
+    fn member(&self, id: &CampaignId, hcp: &HcpId) -> StoreResult<Option<Member>> {
+        const OP: &str = "read a campaign member";
+        self.read(OP, |c| {
+            let num = load_num(c, OP, id)?;
+            Ok(query_members(
+                c,
+                OP,
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM campaign_member
+                     WHERE campaign_num = ?1 AND hcp = ?2"
+                ),
+                &[&num, &hcp.as_str()],
+            )?
+            .pop())
+        })
+    }
+
+    fn update_members(
+        &self,
+        actor: &str,
+        id: &CampaignId,
+        updates: &[MemberUpdate],
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        const OP: &str = "record campaign outcomes";
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.write(OP, |tx, audit| {
+            let num = load_num(tx, OP, id)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE campaign_member SET outcome = ?1, dispatch = ?2, channel = ?3,
+                         version = ?4, attempts = ?5, retry_at = ?6, reasons = ?7,
+                         rationale = ?8, updated_at = ?9
+                     WHERE campaign_num = ?10 AND hcp = ?11 AND outcome = 'pending'",
+                )
+                .during(OP)?;
+            let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+            for u in updates {
+                let reasons = serde_json::to_string(&u.reasons).during(OP)?;
+                let n = stmt
+                    .execute(params![
+                        u.outcome.as_str(),
+                        u.dispatch,
+                        u.channel.map(Channel::as_str),
+                        u.version.as_ref().map(|v| v.0.as_str()),
+                        u.attempts,
+                        u.retry_at,
+                        reasons,
+                        u.rationale,
+                        at,
+                        num,
+                        u.hcp.as_str()
+                    ])
+                    .during(OP)?;
+                if n == 0 {
+                    return Err(StoreError::InvalidInput(format!(
+                        "campaign `{id}`: HCP `{}` is not a pending member; no outcome was recorded",
+                        u.hcp
+                    )));
+                }
+                *counts.entry(u.outcome.as_str()).or_default() += 1;
+            }
+            audit.append(
+                tx,
+                NewAuditEntry::new(
+                    actor,
+                    "campaign.outcomes",
+                    id.as_str(),
+                    json!({"outcomes": counts,
+                           "hcps": updates.iter().map(|u| u.hcp.as_str()).collect::<Vec<_>>()}),
+                ),
+            )?;
+            Ok(())
+        })
+    }
+
+    fn campaign_decisions(&self, id: &CampaignId) -> StoreResult<DecisionCounts> {
+        const OP: &str = "count a campaign's decisions";
+        self.read(OP, |c| {
+            let mut out = DecisionCounts::default();
+            let (all, blocked): (i64, i64) = c
+                .prepare_cached(
+                    "SELECT count(*), coalesce(sum(verdict = 'block'), 0) FROM decision
+                     WHERE campaign = ?1",
+                )
+                .during(OP)?
+                .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .during(OP)?;
+            out.decisions = all.unsigned_abs();
+            out.blocked = blocked.unsigned_abs();
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT json_extract(record, '$.channel'), count(*) FROM decision
+                     WHERE campaign = ?1 AND verdict = 'block' GROUP BY 1",
+                )
+                .during(OP)?;
+            let rows = stmt
+                .query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .during(OP)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .during(OP)?;
+            for (ch, n) in rows {
+                let ch = ch.parse::<Channel>().map_err(|_| corrupt(OP, "channel", &ch))?;
+                out.blocked_by_channel.insert(ch, n.unsigned_abs());
+            }
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT json_extract(r.value, '$.rule'), count(*)
+                     FROM decision AS d, json_each(d.record, '$.rules') AS r
+                     WHERE d.campaign = ?1 AND d.verdict = 'block'
+                       AND json_extract(r.value, '$.outcome') = 'block'
+                     GROUP BY 1",
+                )
+                .during(OP)?;
+            let rows = stmt
+                .query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .during(OP)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .during(OP)?;
+            for (rule, n) in rows {
+                out.blocked_by_rule.insert(rule, n.unsigned_abs());
+            }
+            Ok(out)
+        })
+    }
+
+    fn member_counts(&self, id: &CampaignId, now: UnixMillis) -> StoreResult<MemberCounts> {
+        const OP: &str = "count campaign members";
+        self.read(OP, |c| {
+            let num = load_num(c, OP, id)?;
+            let mut counts = MemberCounts::default();
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT outcome, channel, holdout, count(*) FROM campaign_member
+                     WHERE campaign_num = ?1 GROUP BY outcome, channel, holdout",
+                )
+                .during(OP)?;
+            let rows = stmt
+                .query_map([num], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .during(OP)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .during(OP)?;
+            for (outcome, channel, holdout, n) in rows {
+                let n = n.unsigned_abs();
+                let outcome = MemberOutcome::parse(&outcome)
+                    .ok_or_else(|| corrupt(OP, "member outcome", &outcome))?;
+                counts.audience += n;
+                if holdout {
+                    counts.holdout += n;
+                }
+                *counts.by_outcome.entry(outcome).or_default() += n;
+                let channel = channel
+                    .map(|c| c.parse::<Channel>().map_err(|_| corrupt(OP, "channel", &c)))
+                    .transpose()?;
+                match (outcome, channel) {
+                    (MemberOutcome::Dispatched, Some(ch)) => {
+                        *counts.dispatched_by_channel.entry(ch).or_default() += n;
+                    }
+                    (MemberOutcome::Failed, Some(ch)) => {
+                        *counts.failed_by_channel.entry(ch).or_default() += n;
+                    }
+                    _ => {}
+                }
+            }
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT reasons FROM campaign_member
+                     WHERE campaign_num = ?1 AND outcome = 'suppressed'",
+                )
+                .during(OP)?;
+            let mut rows = stmt.query([num]).during(OP)?;
+            while let Some(row) = rows.next().during(OP)? {
+                let text: String = row.get(0).during(OP)?;
+                let reasons: Vec<Reason> = serde_json::from_str(&text).during(OP)?;
+                let rules: BTreeSet<&str> = reasons
+                    .iter()
+                    .flat_map(|r| r.rules.iter().map(String::as_str))
+                    .collect();
+                for rule in rules {
+                    *counts.suppressed_by_rule.entry(rule.to_owned()).or_default() += 1;
+                }
+            }
+            counts.settled_last_minute = c
+                .prepare_cached(
+                    "SELECT count(*) FROM campaign_member
+                     WHERE campaign_num = ?1 AND outcome NOT IN ('pending', 'holdout')
+                       AND updated_at > ?2",
+                )
+                .during(OP)?
+                .query_row(params![num, now - 60_000], |r| r.get::<_, i64>(0))
+                .during(OP)?
+                .unsigned_abs();
+            Ok(counts)
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! Campaigns through the real binary: `omnigate campaign create|start|
+//! status|members` and `omnigate report`, with the bundled plugins against a
+//! loopback provider that counts deliveries per HCP; and the crash test: a
+//! 50k-HCP run killed with SIGKILL in the middle, restarted, and checked
+//! for exactly one delivery per eligible HCP.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use omnigate_mailsink::MailSink;
+use omnigate_tests::{copy_plugins, midday_zone, omnigate, packaged_plugins, repo, run_cli};
+use serde_json::{Value, json};
+
+fn ok(data: &Path, args: &[&str], stdin: Option<&str>) -> Value {
+    let r = run_cli(data, args, stdin);
+    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap_or(Value::Null)
+}
+
+/// Plugins pointed at the sink.
+fn plugins(dir: &Path, sink: &MailSink) -> PathBuf {
+    let to = dir.join("plugins");
+    copy_plugins(&packaged_plugins(), &to);
+    let manifest = to.join("email-adapter.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("endpoint =") {
+                format!("endpoint = \"{}\"", sink.endpoint())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&manifest, edited + "\n").unwrap();
+    to
+}
+
+/// `n` HCPs; every tenth has no e-mail consent. Returns the approved
+/// version's hash.
+fn seed(data: &Path, n: usize) -> String {
+    let zone = midday_zone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut hcps = std::fs::File::create(dir.path().join("hcps.jsonl")).unwrap();
+    let mut consents = std::fs::File::create(dir.path().join("consent.jsonl")).unwrap();
+    let at = omnigate_core_now() - 86_400_000;
+    for i in 0..n {
+        let id = format!("npi-{i:06}");
+        let hcp = json!({"id": id, "name": format!("Ada Li {i}"), "market": "US",
+            "time_zone": zone, "specialty": {"code": "207RC0000X", "label": "Cardiovascular Disease"},
+            "contact": {"email": format!("ada{i}@hospital.example")}});
+        writeln!(hcps, "{hcp}").unwrap();
+        if i % 10 != 9 {
+            let c = json!({"hcp": id, "channel": "email", "purpose": "promotional",
+                "market": "US", "status": "opt-in", "source": "web-form",
+                "recorded_at": at, "recorded_by": "web"});
+            writeln!(consents, "{c}").unwrap();
+        }
+    }
+    drop((hcps, consents));
+    let path = |f: &str| dir.path().join(f).display().to_string();
+    ok(data, &["hcp", "import", &path("hcps.jsonl"), "--actor", "import"], None);
+    ok(data, &["consent", "record", &path("consent.jsonl"), "--actor", "web"], None);
+    let body = json!({
+        "parts": {
+            "subject": "New blood pressure data",
+            "text": "{{salutation}} {{name}},\n\nThe recommended starting dose is 80 mg once daily.\n\n\
+                Important Safety Information: Cardiozen can cause fetal toxicity. Please see full \
+                Prescribing Information. To unsubscribe, click here.",
+        },
+        "personalization_fields": ["salutation", "name"],
+        "metadata": {"product": "cardiozen", "indications": ["hypertension"], "markets": ["US"],
+            "channels": ["email"], "audience": "hcp", "claims": {}, "disclaimers": [],
+            "isi": null, "expires_at": null}
+    });
+    std::fs::write(dir.path().join("v.json"), body.to_string()).unwrap();
+    let out = ok(
+        data,
+        &["content", "put", "cz-dose", &path("v.json"), "--actor", "author", "--format", "json"],
+        None,
+    );
+    let hash = out["hash"].as_str().unwrap().to_owned();
+    ok(data, &["content", "submit", &hash, "--actor", "author"], None);
+    for (who, role) in [("dr-med", "medical"), ("lawyer", "legal"), ("reg", "regulatory")] {
+        ok(data, &["content", "sign-off", &hash, "--role", role, "--actor", who], None);
+    }
+    hash
+}
+
+fn omnigate_core_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn definition(id: &str, version: &str) -> String {
+    json!({
+        "id": id,
+        "name": "Cardiozen dosing",
+        "product": "cardiozen",
+        "market": "US",
+        "goal": {"target-stage": "adoption"},
+        "audience": {"specialty": ["207RC0000X"]},
+        "actions": [{"version": version, "channels": ["email"], "topics": ["dosing"]}],
+        "channels": ["email"],
+        "scoring": {"plugin": "stage-scorer"},
+        "holdout": 0.1,
+        "values": {"salutation": "Dr."}
+    })
+    .to_string()
+}
+
+/// Every member, paging through `campaign members`.
+fn members(data: &Path, id: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    loop {
+        let mut args = vec!["campaign", "members", id, "--limit", "1000", "--format", "json"];
+        let after;
+        if let Some(last) = out.last() {
+            after = last["hcp"].as_str().unwrap().to_owned();
+            args.extend(["--after", after.as_str()]);
+        }
+        let page = ok(data, &args, None);
+        let page = page.as_array().unwrap().clone();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+#[test]
+fn a_campaign_runs_from_the_command_line_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sink = MailSink::start().unwrap();
+    let plugins = plugins(dir.path(), &sink);
+    let version = seed(&data, 200);
+    let def = dir.path().join("campaign.json");
+    std::fs::write(&def, definition("cz-cli", &version)).unwrap();
+
+    // Bad input: a clear message with the JSON path, nothing stored.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, definition("cz-bad", &version).replace("0.1", "0.9")).unwrap();
+    let r = run_cli(&data, &["campaign", "create", bad.to_str().unwrap(), "--actor", "m"], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("$.holdout"), "{}", r.stderr);
+    let r = run_cli(&data, &["campaign", "status", "cz-bad"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("unknown campaign"), "{}", r.stderr);
+
+    let out = ok(
+        &data,
+        &["campaign", "create", def.to_str().unwrap(), "--actor", "marketer", "--format", "json"],
+        None,
+    );
+    assert_eq!(out["created"], true);
+    assert_eq!(out["campaign"]["state"], "draft");
+    let out = ok(
+        &data,
+        &[
+            "campaign", "start", "cz-cli", "--actor", "marketer", "--plugins",
+            plugins.to_str().unwrap(), "--format", "json",
+        ],
+        None,
+    );
+    assert_eq!(out["end"], "completed");
+    assert_eq!(out["status"]["state"], "completed");
+    let report = ok(&data, &["report", "cz-cli", "--format", "json"], None);
+    let outcomes = &report["outcomes"];
+    let holdout = outcomes["holdout"].as_u64().unwrap();
+    let dispatched = outcomes["dispatched"].as_u64().unwrap();
+    let suppressed = outcomes["suppressed"].as_u64().unwrap();
+    assert_eq!(report["audience"], 200);
+    assert_eq!(holdout + dispatched + suppressed, 200);
+    assert_eq!(dispatched as usize, sink.delivered().len());
+    assert!(holdout > 5 && holdout < 40, "{holdout}");
+    assert!(report["blocked_by_rule"]["consent-opt-in"].as_u64().unwrap() > 0);
+    assert!(outcomes["blocked"].as_u64().unwrap() >= suppressed);
+    for key in ["dispatched", "blocked", "suppressed", "failed", "holdout"] {
+        assert!(outcomes[key].is_u64(), "{key} in {report}");
+    }
+    let text = run_cli(&data, &["report", "cz-cli"], None);
+    assert!(text.stdout.contains("blocked by rule"), "{}", text.stdout);
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_and_delivers_exactly_once() {
+    let n: usize = std::env::var("OMNIGATE_CRASH_HCPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sink = MailSink::start().unwrap();
+    let plugins = plugins(dir.path(), &sink);
+    let version = seed(&data, n);
+    let def = dir.path().join("campaign.json");
+    std::fs::write(&def, definition("cz-crash", &version)).unwrap();
+    ok(&data, &["campaign", "create", def.to_str().unwrap(), "--actor", "marketer"], None);
+    let start_args = |data: &Path| {
+        let mut c = Command::new(omnigate());
+        c.args(["campaign", "start", "cz-crash", "--actor", "marketer", "--lease-seconds", "2"])
+            .arg("--plugins")
+            .arg(&plugins)
+            .arg("--data-dir")
+            .arg(data)
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let mut child = start_args(&data).spawn().unwrap();
+    // Kill it once a good part of the audience has been delivered to.
+    let target = n / 5;
+    let started = Instant::now();
+    while sink.delivered().len() < target {
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "no progress: {} delivered",
+            sink.delivered().len()
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the run ended before the kill: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let at_kill = sink.delivered().len();
+    assert!(at_kill < n, "killed in the middle ({at_kill})");
+
+    // Restarted: it waits out the dead run's lease and resumes.
+    let out = start_args(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let members = members(&data, "cz-crash");
+    assert_eq!(members.len(), n);
+    let per_hcp = sink.per_hcp();
+    assert!(per_hcp.values().all(|c| *c == 1), "somebody got two messages");
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut eligible = BTreeSet::new();
+    for m in &members {
+        let hcp = m["hcp"].as_str().unwrap();
+        let outcome = m["outcome"].as_str().unwrap();
+        *outcomes.entry(outcome.to_owned()).or_default() += 1;
+        let i: usize = hcp[4..].parse().unwrap();
+        let consented = i % 10 != 9;
+        let held = m["holdout"].as_bool().unwrap();
+        if consented && !held {
+            eligible.insert(hcp.to_owned());
+            assert_eq!(outcome, "dispatched", "{m}");
+        } else {
+            assert!(!per_hcp.contains_key(hcp), "{hcp} must get nothing: {m}");
+        }
+    }
+    let delivered: BTreeSet<String> = per_hcp.keys().cloned().collect();
+    assert_eq!(delivered, eligible, "every eligible HCP got exactly one message");
+    assert_eq!(outcomes.get("pending"), None, "{outcomes:?}");
+    eprintln!(
+        "{n} HCPs: {} eligible, {at_kill} delivered before SIGKILL, {} provider requests",
+        eligible.len(),
+        sink.requests()
+    );
+    // The audit chain is intact after the crash.
+    let r = run_cli(&data, &["audit", "verify"], None);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
