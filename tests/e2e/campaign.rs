@@ -71,8 +71,22 @@ fn seed(data: &Path, n: usize) -> String {
     }
     drop((hcps, consents));
     let path = |f: &str| dir.path().join(f).display().to_string();
-    ok(data, &["hcp", "import", &path("hcps.jsonl"), "--actor", "import"], None);
-    ok(data, &["consent", "record", &path("consent.jsonl"), "--actor", "web"], None);
+    ok(
+        data,
+        &["hcp", "import", &path("hcps.jsonl"), "--actor", "import"],
+        None,
+    );
+    ok(
+        data,
+        &[
+            "consent",
+            "record",
+            &path("consent.jsonl"),
+            "--actor",
+            "web",
+        ],
+        None,
+    );
     let body = json!({
         "parts": {
             "subject": "New blood pressure data",
@@ -88,13 +102,34 @@ fn seed(data: &Path, n: usize) -> String {
     std::fs::write(dir.path().join("v.json"), body.to_string()).unwrap();
     let out = ok(
         data,
-        &["content", "put", "cz-dose", &path("v.json"), "--actor", "author", "--format", "json"],
+        &[
+            "content",
+            "put",
+            "cz-dose",
+            &path("v.json"),
+            "--actor",
+            "author",
+            "--format",
+            "json",
+        ],
         None,
     );
     let hash = out["hash"].as_str().unwrap().to_owned();
-    ok(data, &["content", "submit", &hash, "--actor", "author"], None);
-    for (who, role) in [("dr-med", "medical"), ("lawyer", "legal"), ("reg", "regulatory")] {
-        ok(data, &["content", "sign-off", &hash, "--role", role, "--actor", who], None);
+    ok(
+        data,
+        &["content", "submit", &hash, "--actor", "author"],
+        None,
+    );
+    for (who, role) in [
+        ("dr-med", "medical"),
+        ("lawyer", "legal"),
+        ("reg", "regulatory"),
+    ] {
+        ok(
+            data,
+            &["content", "sign-off", &hash, "--role", role, "--actor", who],
+            None,
+        );
     }
     hash
 }
@@ -127,7 +162,9 @@ fn definition(id: &str, version: &str) -> String {
 fn members(data: &Path, id: &str) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
     loop {
-        let mut args = vec!["campaign", "members", id, "--limit", "1000", "--format", "json"];
+        let mut args = vec![
+            "campaign", "members", id, "--limit", "1000", "--format", "json",
+        ];
         let after;
         if let Some(last) = out.last() {
             after = last["hcp"].as_str().unwrap().to_owned();
@@ -155,7 +192,11 @@ fn a_campaign_runs_from_the_command_line_and_reports() {
     // Bad input: a clear message with the JSON path, nothing stored.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, definition("cz-bad", &version).replace("0.1", "0.9")).unwrap();
-    let r = run_cli(&data, &["campaign", "create", bad.to_str().unwrap(), "--actor", "m"], None);
+    let r = run_cli(
+        &data,
+        &["campaign", "create", bad.to_str().unwrap(), "--actor", "m"],
+        None,
+    );
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("$.holdout"), "{}", r.stderr);
     let r = run_cli(&data, &["campaign", "status", "cz-bad"], None);
@@ -164,7 +205,15 @@ fn a_campaign_runs_from_the_command_line_and_reports() {
 
     let out = ok(
         &data,
-        &["campaign", "create", def.to_str().unwrap(), "--actor", "marketer", "--format", "json"],
+        &[
+            "campaign",
+            "create",
+            def.to_str().unwrap(),
+            "--actor",
+            "marketer",
+            "--format",
+            "json",
+        ],
         None,
     );
     assert_eq!(out["created"], true);
@@ -172,8 +221,15 @@ fn a_campaign_runs_from_the_command_line_and_reports() {
     let out = ok(
         &data,
         &[
-            "campaign", "start", "cz-cli", "--actor", "marketer", "--plugins",
-            plugins.to_str().unwrap(), "--format", "json",
+            "campaign",
+            "start",
+            "cz-cli",
+            "--actor",
+            "marketer",
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--format",
+            "json",
         ],
         None,
     );
@@ -188,7 +244,12 @@ fn a_campaign_runs_from_the_command_line_and_reports() {
     assert_eq!(holdout + dispatched + suppressed, 200);
     assert_eq!(dispatched as usize, sink.delivered().len());
     assert!(holdout > 5 && holdout < 40, "{holdout}");
-    assert!(report["blocked_by_rule"]["consent-opt-in"].as_u64().unwrap() > 0);
+    assert!(
+        report["blocked_by_rule"]["consent-opt-in"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert!(outcomes["blocked"].as_u64().unwrap() >= suppressed);
     for key in ["dispatched", "blocked", "suppressed", "failed", "holdout"] {
         assert!(outcomes[key].is_u64(), "{key} in {report}");
@@ -210,18 +271,36 @@ fn a_run_killed_with_sigkill_resumes_and_delivers_exactly_once() {
     let version = seed(&data, n);
     let def = dir.path().join("campaign.json");
     std::fs::write(&def, definition("cz-crash", &version)).unwrap();
-    ok(&data, &["campaign", "create", def.to_str().unwrap(), "--actor", "marketer"], None);
+    ok(
+        &data,
+        &[
+            "campaign",
+            "create",
+            def.to_str().unwrap(),
+            "--actor",
+            "marketer",
+        ],
+        None,
+    );
     let start_args = |data: &Path| {
         let mut c = Command::new(omnigate());
-        c.args(["campaign", "start", "cz-crash", "--actor", "marketer", "--lease-seconds", "2"])
-            .arg("--plugins")
-            .arg(&plugins)
-            .arg("--data-dir")
-            .arg(data)
-            .current_dir(repo())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args([
+            "campaign",
+            "start",
+            "cz-crash",
+            "--actor",
+            "marketer",
+            "--lease-seconds",
+            "2",
+        ])
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(repo())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         c
     };
     let mut child = start_args(&data).spawn().unwrap();
@@ -246,11 +325,18 @@ fn a_run_killed_with_sigkill_resumes_and_delivers_exactly_once() {
 
     // Restarted: it waits out the dead run's lease and resumes.
     let out = start_args(&data).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let members = members(&data, "cz-crash");
     assert_eq!(members.len(), n);
     let per_hcp = sink.per_hcp();
-    assert!(per_hcp.values().all(|c| *c == 1), "somebody got two messages");
+    assert!(
+        per_hcp.values().all(|c| *c == 1),
+        "somebody got two messages"
+    );
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     let mut eligible = BTreeSet::new();
     for m in &members {
@@ -268,7 +354,10 @@ fn a_run_killed_with_sigkill_resumes_and_delivers_exactly_once() {
         }
     }
     let delivered: BTreeSet<String> = per_hcp.keys().cloned().collect();
-    assert_eq!(delivered, eligible, "every eligible HCP got exactly one message");
+    assert_eq!(
+        delivered, eligible,
+        "every eligible HCP got exactly one message"
+    );
     assert_eq!(outcomes.get("pending"), None, "{outcomes:?}");
     eprintln!(
         "{n} HCPs: {} eligible, {at_kill} delivered before SIGKILL, {} provider requests",

@@ -16,7 +16,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use omnigate_core::Store;
 use omnigate_core::campaign::{CampaignId, CampaignRecord, MemberOutcome};
 use omnigate_engine::report::{Report, report};
-use omnigate_engine::{CampaignError, Campaigns, GateInspector, RunEnd, RunOptions, Sender, Status};
+use omnigate_engine::{
+    CampaignError, Campaigns, GateInspector, RunEnd, RunOptions, Sender, Status,
+};
 use omnigate_gate::Gate;
 use omnigate_gate::egress::Clearance;
 use omnigate_runtime::{Plugin, Runtime, RuntimeConfig};
@@ -130,7 +132,9 @@ pub(crate) fn failure(e: CampaignError) -> Failure {
             message,
             at: None,
         },
-        CampaignError::Invalid(_) => ServiceError::invalid(Location::argument("definition"), message),
+        CampaignError::Invalid(_) => {
+            ServiceError::invalid(Location::argument("definition"), message)
+        }
         CampaignError::Busy { .. } => ServiceError::Refused {
             code: "campaign-busy",
             message,
@@ -185,15 +189,12 @@ pub(crate) fn engine(
         ..RuntimeConfig::default()
     })
     .map_err(|e| Failure::Usage(format!("cannot start the plugin runtime: {e}")))?;
-    let plugins = runtime
-        .registry()
-        .load_dir(&dirs.plugins)
-        .map_err(|e| {
-            Failure::Usage(format!(
-                "cannot load the plugins in `{}` (build them with `cargo xtask plugins`): {e}",
-                dirs.plugins.display()
-            ))
-        })?;
+    let plugins = runtime.registry().load_dir(&dirs.plugins).map_err(|e| {
+        Failure::Usage(format!(
+            "cannot load the plugins in `{}` (build them with `cargo xtask plugins`): {e}",
+            dirs.plugins.display()
+        ))
+    })?;
     let gate = Gate::new(policy, store.clone());
     let sender = Sender::new(gate, store.clone(), clearance, actor);
     Ok(Engine {
@@ -245,7 +246,10 @@ fn status_text(s: &Status) -> String {
         _ => out.push('\n'),
     }
     if let Some(l) = &s.runner {
-        out.push_str(&format!("  run by      {} (lease until {})\n", l.owner, l.until));
+        out.push_str(&format!(
+            "  run by      {} (lease until {})\n",
+            l.owner, l.until
+        ));
     }
     out
 }
@@ -302,9 +306,7 @@ fn campaign_inner(args: CampaignArgs) -> Result<(), Failure> {
                     if c.created {
                         format!(
                             "created campaign {} ({}); start it with `omnigate campaign start {}`\n",
-                            c.campaign.definition.id,
-                            c.campaign.state,
-                            c.campaign.definition.id
+                            c.campaign.definition.id, c.campaign.state, c.campaign.definition.id
                         )
                     } else {
                         format!(
@@ -383,9 +385,7 @@ fn campaign_inner(args: CampaignArgs) -> Result<(), Failure> {
         }
         CampaignCommand::List => {
             let store = open_store(common, false)?;
-            let list = store
-                .campaigns()
-                .map_err(|e| Failure::Service(e.into()))?;
+            let list = store.campaigns().map_err(|e| Failure::Service(e.into()))?;
             emit(format, &list, |l| {
                 l.iter()
                     .map(|c| {

@@ -486,7 +486,10 @@ impl CampaignDefinition {
         }) = self.window
             && e <= s
         {
-            bad("window.end".into(), "the window ends before it starts".into());
+            bad(
+                "window.end".into(),
+                "the window ends before it starts".into(),
+            );
         }
         if self.caps.max_dispatches == Some(0) {
             bad(

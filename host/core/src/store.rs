@@ -49,7 +49,9 @@ pub enum StoreError {
     #[error("unknown campaign `{0}`")]
     UnknownCampaign(String),
     /// A campaign id is taken by a different definition.
-    #[error("campaign `{0}` already exists with a different definition; give the new one another id")]
+    #[error(
+        "campaign `{0}` already exists with a different definition; give the new one another id"
+    )]
     CampaignExists(String),
     /// The campaign lifecycle does not allow the change.
     #[error("cannot move campaign `{id}` from {from} to {to}")]

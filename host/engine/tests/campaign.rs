@@ -96,9 +96,9 @@ struct World {
 /// How each HCP is set up, by index.
 fn kind(i: usize) -> &'static str {
     match i % 5 {
-        0 | 1 | 2 => "email",  // e-mail and rep-visit opt-in
-        3 => "rep-only",       // rep-visit opt-in, e-mail opt-out
-        _ => "none",           // nothing on record
+        0 | 1 | 2 => "email", // e-mail and rep-visit opt-in
+        3 => "rep-only",      // rep-visit opt-in, e-mail opt-out
+        _ => "none",          // nothing on record
     }
 }
 
@@ -152,7 +152,12 @@ fn world(hcps: usize, options: RunOptions) -> World {
         let mut p = HcpProfile::new(id.clone(), format!("Ada Li {i}"), "US");
         p.time_zone = Some(zone.clone());
         p.specialty = Some(Specialty {
-            code: if i % 7 == 6 { "208D00000X" } else { "207RC0000X" }.into(),
+            code: if i % 7 == 6 {
+                "208D00000X"
+            } else {
+                "207RC0000X"
+            }
+            .into(),
             label: "Cardiovascular Disease".into(),
         });
         if i % 7 == 6 {
@@ -329,10 +334,8 @@ fn a_campaign_walks_each_ranking_through_the_gate_and_records_every_outcome() {
             now_millis(),
         )
         .unwrap();
-    let suggested: BTreeMap<String, _> = suggestions
-        .iter()
-        .map(|s| (s.hcp.to_string(), s))
-        .collect();
+    let suggested: BTreeMap<String, _> =
+        suggestions.iter().map(|s| (s.hcp.to_string(), s)).collect();
     let mut holdout = 0;
     for m in &members {
         let i: usize = m.hcp.as_str()[4..].parse().unwrap();
@@ -352,7 +355,11 @@ fn a_campaign_walks_each_ranking_through_the_gate_and_records_every_outcome() {
                 assert_eq!(emails, 1, "{} got {emails} e-mails", m.hcp);
                 // The draft was tried (or ranked lower) and blocked.
                 assert!(m.rationale.is_some());
-                let d = w.store.dispatch(m.dispatch.as_ref().unwrap()).unwrap().unwrap();
+                let d = w
+                    .store
+                    .dispatch(m.dispatch.as_ref().unwrap())
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(d.state, DispatchState::Sent);
                 assert_eq!(
                     d.dispatch.idempotency_key,
@@ -389,18 +396,16 @@ fn a_campaign_walks_each_ranking_through_the_gate_and_records_every_outcome() {
     }
     assert!(holdout > 0, "a 10% holdout of 86 HCPs holds someone out");
     // Nothing the provider got came from the draft.
-    assert!(
-        w.sink
-            .delivered()
-            .iter()
-            .all(|d| !d.text.contains("cures"))
-    );
+    assert!(w.sink.delivered().iter().all(|d| !d.text.contains("cures")));
 
     let r = report(&*w.campaigns_store(), &def.id).unwrap();
     assert_eq!(r.audience, members.len() as u64);
     assert_eq!(r.outcomes["holdout"], holdout);
     assert_eq!(r.outcomes["pending"], 0);
-    assert!(r.blocked_by_rule.contains_key("content-not-approved"), "{r:?}");
+    assert!(
+        r.blocked_by_rule.contains_key("content-not-approved"),
+        "{r:?}"
+    );
     assert!(r.blocked_by_rule.contains_key("consent-opt-in"), "{r:?}");
     assert_eq!(
         r.outcomes["dispatched"],
@@ -410,7 +415,10 @@ fn a_campaign_walks_each_ranking_through_the_gate_and_records_every_outcome() {
 
     // A completed campaign does not run again.
     let again = w.campaigns.start("marketer", &def.id).unwrap_err();
-    assert!(matches!(again, CampaignError::NotRunnable { .. }), "{again}");
+    assert!(
+        matches!(again, CampaignError::NotRunnable { .. }),
+        "{again}"
+    );
     assert!(
         omnigate_core::store::AuditStore::verify_audit(&*w.store)
             .unwrap()
@@ -525,7 +533,11 @@ fn retryable_provider_failures_are_retried_with_backoff_and_a_dead_provider_fail
     assert!(!failed.is_empty());
     for m in &failed {
         assert_eq!(m.attempts, options().max_attempts);
-        let d = w.store.dispatch(m.dispatch.as_ref().unwrap()).unwrap().unwrap();
+        let d = w
+            .store
+            .dispatch(m.dispatch.as_ref().unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(d.state, DispatchState::Failed);
     }
     assert!(
@@ -555,9 +567,14 @@ fn bad_definitions_are_refused_with_their_path_and_cancel_is_final() {
     let mut other = def.clone();
     other.name = "something else".into();
     assert!(w.campaigns.create("marketer", &other).is_err());
-    let e = w.campaigns.run(&def.id, &w.plugins, &mut |_| {}).unwrap_err();
+    let e = w
+        .campaigns
+        .run(&def.id, &w.plugins, &mut |_| {})
+        .unwrap_err();
     assert!(matches!(e, CampaignError::NotRunnable { .. }), "draft: {e}");
-    w.campaigns.cancel("marketer", &def.id, "brand plan changed").unwrap();
+    w.campaigns
+        .cancel("marketer", &def.id, "brand plan changed")
+        .unwrap();
     assert!(w.campaigns.start("marketer", &def.id).is_err());
     assert_eq!(
         w.campaigns.run(&def.id, &w.plugins, &mut |_| {}).unwrap(),

@@ -51,9 +51,24 @@ fn rule(
 }
 
 fn day(ms: UnixMillis) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|_| ms.to_string())
+    let Ok(t) = jiff::Timestamp::from_millisecond(ms) else {
+        return ms.to_string();
+    };
+    let d = jiff::tz::Offset::UTC.to_datetime(t);
+    if (0..=9999).contains(&d.year()) {
+        // What the strftime below writes, without parsing its format on
+        // every decision.
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute()
+        )
+    } else {
+        t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+    }
 }
 
 fn human(d: Duration) -> String {
@@ -99,6 +114,8 @@ pub(crate) fn consent(
     let opted_in = deciding
         .as_ref()
         .filter(|r| r.consent.status == ConsentStatus::OptIn);
+    // Built once: every rule that relies on the record shows the same.
+    let deciding_evidence = deciding.as_ref().map(evidence).unwrap_or_default();
     out.push(RuleOutcome {
         rule: CONSENT_OPT_IN.into(),
         kind: "consent".into(),
@@ -123,7 +140,7 @@ pub(crate) fn consent(
             None => format!("no consent to {what} is on record"),
         },
         reference: None,
-        evidence: deciding.as_ref().map(evidence).unwrap_or_default(),
+        evidence: deciding_evidence.clone(),
     });
     let applying = set.consent.iter().filter(|r| {
         r.scope
@@ -171,7 +188,7 @@ pub(crate) fn consent(
                 } else {
                     format!("{}: the opt-in was never confirmed", r.meta.reason)
                 },
-                evidence(rec),
+                deciding_evidence.clone(),
             ));
         }
         if r.per_product {
@@ -190,7 +207,7 @@ pub(crate) fn consent(
                         s.product.unwrap_or("the product")
                     )
                 },
-                evidence(rec),
+                deciding_evidence.clone(),
             ));
         }
         if let Some(max_age) = r.max_age {
@@ -209,7 +226,7 @@ pub(crate) fn consent(
                         human(max_age)
                     )
                 },
-                evidence(rec),
+                deciding_evidence.clone(),
             ));
         }
         if r.requires == ConsentLevel::OptIn && !r.per_product && r.max_age.is_none() {
@@ -218,7 +235,7 @@ pub(crate) fn consent(
                 "consent",
                 true,
                 "a current opt-in is on record".into(),
-                evidence(rec),
+                deciding_evidence.clone(),
             ));
         }
     }
@@ -281,7 +298,7 @@ pub(crate) fn caps(
             continue;
         }
         let on = |ch: Channel| cap.channels.as_ref().is_none_or(|c| c.contains(&ch));
-        let all_channels: Vec<Channel> = Channel::ALL.into_iter().filter(|c| on(*c)).collect();
+        let all_channels = || Channel::ALL.into_iter().filter(|c| on(*c));
         match &cap.kind {
             CapKind::Frequency { max, window } | CapKind::Campaign { max, window } => {
                 let campaign_cap = matches!(cap.kind, CapKind::Campaign { .. });
@@ -297,10 +314,9 @@ pub(crate) fn caps(
                 let from_events: u32 = if campaign_cap {
                     0
                 } else {
-                    all_channels
-                        .iter()
-                        .filter(|c| !counted_from_ledger(**c))
-                        .map(|c| event_touches(features, *c, *window))
+                    all_channels()
+                        .filter(|c| !counted_from_ledger(*c))
+                        .map(|c| event_touches(features, c, *window))
                         .sum()
                 };
                 let counted = u32::try_from(from_ledger)
@@ -419,4 +435,28 @@ pub(crate) fn caps(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_reads_as_strftime_would_write_it() {
+        for ms in [
+            0,
+            1_795_550_400_000,
+            1_795_550_459_999,
+            -86_400_000,
+            253_402_207_200_000,
+            -377_705_023_201_000,
+        ] {
+            let t = jiff::Timestamp::from_millisecond(ms).unwrap();
+            assert_eq!(
+                day(ms),
+                t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+                "{ms}"
+            );
+        }
+    }
 }

@@ -50,7 +50,6 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use omnigate_core::Store;
 use omnigate_core::consent::ConsentRecord;
 use omnigate_core::content::{self, ContentState, ContentVersion, SignOff, VersionHash};
 use omnigate_core::event::now_millis;
@@ -59,13 +58,15 @@ use omnigate_core::ledger::{DecisionRecord, FactsQuery, Outcome, RuleOutcome, Ve
 use omnigate_core::redact::redact;
 use omnigate_core::store::{ConsentQuery, StoreError};
 use omnigate_core::template::{PersonalField, first_difference};
-use omnigate_policy::{Audience, CompiledPolicy, Context, PolicyHandle, Severity};
+use omnigate_core::{Channel, Store};
+use omnigate_policy::{Audience, CompiledPolicy, Context, PartKind, PolicyHandle, Severity};
 use serde_json::json;
 
 pub use contact::{CONSENT_OPT_IN, counted_from_ledger};
 pub use render::Rendered;
 pub use request::{Decided, DispatchRequest};
 
+use render::Prepared;
 use request::Subject;
 
 /// The compliance gate. Cheap to clone; safe to share across threads.
@@ -83,6 +84,45 @@ struct Cached {
     version: ContentVersion,
     sign_offs: Vec<SignOff>,
     rehash: Option<VersionHash>,
+    /// The body parsed for rendering, per channel, on first use: the body
+    /// of a version never changes.
+    prepared: Mutex<Vec<(Channel, Arc<Prepared>)>>,
+    /// The evidence of `content-approved`: the version's alone.
+    approved_evidence: serde_json::Value,
+}
+
+impl Cached {
+    fn new(version: ContentVersion, sign_offs: Vec<SignOff>) -> Cached {
+        let rehash = version.body.version_hash().ok();
+        let approved_evidence = json!({
+            "version": version.hash,
+            "expires_at": version.body.metadata.expires_at,
+            "sign_offs": sign_offs.iter().map(|s| json!({
+                "role": s.role, "reviewer": s.reviewer, "signed_at": s.signed_at,
+            })).collect::<Vec<_>>(),
+        });
+        Cached {
+            version,
+            sign_offs,
+            rehash,
+            prepared: Mutex::new(Vec::new()),
+            approved_evidence,
+        }
+    }
+
+    /// The body's parts on `channel`, parsed and checked.
+    fn prepared(&self, channel: Channel) -> Arc<Prepared> {
+        let mut list = self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, p)) = list.iter().find(|(c, _)| *c == channel) {
+            return p.clone();
+        }
+        let p = Arc::new(Prepared::new(&self.version.body, channel));
+        list.push((channel, p.clone()));
+        p
+    }
 }
 
 /// Most versions kept in the cache (it is cleared when full).
@@ -218,7 +258,7 @@ impl Gate {
         let version = self.approval(req, facts.version_state, latest, &d.market.clone(), d)?;
         if let Some(v) = &version {
             d.product = Some(v.version.body.metadata.product.clone());
-            integrity_and_content(policy, req, &profile, &v.version, d);
+            integrity_and_content(policy, req, &profile, v, d);
         }
         let market = d.market.clone();
         let subject = Subject {
@@ -287,12 +327,7 @@ impl Gate {
             return Ok(None);
         };
         let sign_offs = self.store.sign_offs(hash)?;
-        let rehash = version.body.version_hash().ok();
-        let cached = Arc::new(Cached {
-            version,
-            sign_offs,
-            rehash,
-        });
+        let cached = Arc::new(Cached::new(version, sign_offs));
         if signed {
             let mut map = self
                 .versions
@@ -456,13 +491,7 @@ fn approval_checks(
                 req.channel.as_str()
             ),
             reference: None,
-            evidence: json!({
-                "version": v.hash,
-                "expires_at": m.expires_at,
-                "sign_offs": sign_offs.iter().map(|s| json!({
-                    "role": s.role, "reviewer": s.reviewer, "signed_at": s.signed_at,
-                })).collect::<Vec<_>>(),
-            }),
+            evidence: cached.approved_evidence.clone(),
         });
     }
 }
@@ -473,9 +502,10 @@ fn integrity_and_content(
     policy: &CompiledPolicy,
     req: &DispatchRequest,
     profile: &HcpProfile,
-    v: &ContentVersion,
+    cached: &Cached,
     d: &mut Draft,
 ) {
+    let v = &cached.version;
     let set = policy.set();
     let allowed: &[PersonalField] = set
         .channels
@@ -511,7 +541,7 @@ fn integrity_and_content(
             }
         }
     }
-    let rendered = match render::render(&v.body, req.channel, allowed, &values) {
+    let rendered = match cached.prepared(req.channel).render(allowed, &values) {
         Ok(r) => r,
         Err(problems) => {
             for p in problems {
@@ -561,9 +591,14 @@ fn integrity_and_content(
     )
     .with_product(v.body.metadata.product.clone());
     ctx.claims = Vec::new();
-    let message = rendered.message();
+    // The rendered text itself, borrowed: what is screened is what is sent.
+    let parts: Vec<(PartKind, &str)> = rendered
+        .parts
+        .iter()
+        .map(|(name, text)| (render::part_kind(name), text.as_str()))
+        .collect();
     let names: Vec<&String> = rendered.parts.keys().collect();
-    match policy.screen(&message, &ctx) {
+    match policy.screen_parts(&parts, &ctx) {
         Ok(screening) => {
             for f in &screening.findings {
                 d.rules.push(RuleOutcome {

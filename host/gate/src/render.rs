@@ -159,6 +159,102 @@ impl RenderProblem {
     }
 }
 
+/// A version's parts on one channel, parsed and checked against what the
+/// version declared: everything about rendering that depends on the body
+/// alone. Versions are immutable (keyed by their hash), so the gate keeps
+/// one per version and channel instead of parsing the text per dispatch.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The parsed parts, in name order.
+    templates: Vec<(String, Template)>,
+    /// The body's own problems (unknown parts, malformed or undeclared
+    /// placeholders), in the order [`render`] reports them.
+    problems: Vec<RenderProblem>,
+    /// The fields the parts use, in order of first use.
+    used: Vec<PersonalField>,
+}
+
+impl Prepared {
+    /// Parses and checks the parts of `body` on `channel`.
+    pub fn new(body: &ContentBody, channel: Channel) -> Prepared {
+        let mut problems = Vec::new();
+        let parts = channel_parts(body, channel);
+        let mut templates = Vec::new();
+        for (name, text) in parts {
+            if !known_part(&name) {
+                problems.push(RenderProblem::UnknownPart(name));
+                continue;
+            }
+            match Template::parse(&text) {
+                Ok(t) => templates.push((name, t)),
+                Err(e) => problems.push(RenderProblem::Template(name, e)),
+            }
+        }
+        let mut used: Vec<PersonalField> = Vec::new();
+        for (name, t) in &templates {
+            for f in t.fields() {
+                if !body.personalization_fields.contains(f.as_str()) {
+                    problems.push(RenderProblem::Undeclared(name.clone(), f));
+                }
+                if !used.contains(&f) {
+                    used.push(f);
+                }
+            }
+        }
+        Prepared {
+            templates,
+            problems,
+            used,
+        }
+    }
+
+    /// Renders the parts: checks the fields used against the channel's
+    /// allowed fields and the values' shapes, and fills them in
+    /// (HTML-escaped in `html`). Reports every problem, not the first.
+    pub fn render(
+        &self,
+        allowed_on_channel: &[PersonalField],
+        values: &Values,
+    ) -> Result<Rendered, Vec<RenderProblem>> {
+        let mut problems = self.problems.clone();
+        for f in &self.used {
+            if !allowed_on_channel.contains(f) {
+                problems.push(RenderProblem::NotOnChannel(*f));
+            }
+            match values.get(f) {
+                None => problems.push(RenderProblem::Missing(*f)),
+                Some(v) => {
+                    if let Err(why) = f.check_value(v) {
+                        problems.push(RenderProblem::BadValue(*f, why));
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut out = BTreeMap::new();
+        for (name, t) in &self.templates {
+            let escape = if name == "html" {
+                Escape::Html
+            } else {
+                Escape::None
+            };
+            match t.render(values, escape) {
+                Ok(text) => {
+                    out.insert(name.clone(), text);
+                }
+                Err(e) => problems.push(RenderProblem::Template(name.clone(), e)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(Rendered::new(out))
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 /// Renders `body` for `channel`: checks part names, placeholders against the
 /// declared fields and the channel's allowed fields, value shapes, and fills
 /// them in (HTML-escaped in `html`). Reports every problem, not the first.
@@ -168,63 +264,5 @@ pub fn render(
     allowed_on_channel: &[PersonalField],
     values: &Values,
 ) -> Result<Rendered, Vec<RenderProblem>> {
-    let mut problems = Vec::new();
-    let parts = channel_parts(body, channel);
-    let mut templates = Vec::new();
-    for (name, text) in &parts {
-        if !known_part(name) {
-            problems.push(RenderProblem::UnknownPart(name.clone()));
-            continue;
-        }
-        match Template::parse(text) {
-            Ok(t) => templates.push((name, t)),
-            Err(e) => problems.push(RenderProblem::Template(name.clone(), e)),
-        }
-    }
-    let mut used: Vec<PersonalField> = Vec::new();
-    for (name, t) in &templates {
-        for f in t.fields() {
-            if !body.personalization_fields.contains(f.as_str()) {
-                problems.push(RenderProblem::Undeclared((*name).clone(), f));
-            }
-            if !used.contains(&f) {
-                used.push(f);
-            }
-        }
-    }
-    for f in &used {
-        if !allowed_on_channel.contains(f) {
-            problems.push(RenderProblem::NotOnChannel(*f));
-        }
-        match values.get(f) {
-            None => problems.push(RenderProblem::Missing(*f)),
-            Some(v) => {
-                if let Err(why) = f.check_value(v) {
-                    problems.push(RenderProblem::BadValue(*f, why));
-                }
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let mut out = BTreeMap::new();
-    for (name, t) in templates {
-        let escape = if name == "html" {
-            Escape::Html
-        } else {
-            Escape::None
-        };
-        match t.render(values, escape) {
-            Ok(text) => {
-                out.insert(name.clone(), text);
-            }
-            Err(e) => problems.push(RenderProblem::Template(name.clone(), e)),
-        }
-    }
-    if problems.is_empty() {
-        Ok(Rendered::new(out))
-    } else {
-        Err(problems)
-    }
+    Prepared::new(body, channel).render(allowed_on_channel, values)
 }

@@ -11,7 +11,7 @@ use aho_corasick::automaton::Automaton;
 use regex_automata::dfa::{self, Automaton as _, dense};
 
 use crate::compile::{CompiledPolicy, Owner, Search, StartSearch, WordSet};
-use crate::message::{Context, Finding, Message, Part, PartKind, ScreenError, Screening, Verdict};
+use crate::message::{Context, Finding, Message, PartKind, ScreenError, Screening, Verdict};
 use crate::model::{ClaimRule, FindingKind, Severity};
 use crate::normalize::{Normalized, fold, normalize, normalize_html};
 use crate::text;
@@ -43,6 +43,22 @@ impl CompiledPolicy {
     /// Screens a message. An `Err` is a usage error (unknown market,
     /// product, channel); the gate treats it as a block.
     pub fn screen(&self, message: &Message, ctx: &Context) -> Result<Screening, ScreenError> {
+        let parts: Vec<(PartKind, &str)> = message
+            .parts
+            .iter()
+            .map(|p| (p.kind, p.text.as_str()))
+            .collect();
+        self.screen_parts(&parts, ctx)
+    }
+
+    /// [`Self::screen`] over borrowed parts `(kind, text exactly as
+    /// sent)`, in the order a reader meets them: the gate screens the
+    /// rendered text in place instead of copying it into a [`Message`].
+    pub fn screen_parts(
+        &self,
+        parts: &[(PartKind, &str)],
+        ctx: &Context,
+    ) -> Result<Screening, ScreenError> {
         let set = &self.set;
         if !set.markets.contains_key(&ctx.market) {
             let known: Vec<&str> = set.markets.keys().map(String::as_str).collect();
@@ -67,7 +83,7 @@ impl CompiledPolicy {
                 ctx.audience.as_str(),
             ));
         }
-        let size: usize = message.parts.iter().map(|p| p.text.len()).sum();
+        let size: usize = parts.iter().map(|(_, t)| t.len()).sum();
         if size > set.limits.max_input_bytes {
             return Ok(Screening::fail_closed(
                 &set.version,
@@ -89,11 +105,11 @@ impl CompiledPolicy {
             })
             .filter(|(t, _)| !t.is_empty())
             .collect();
-        let mut scanned: Vec<Scanned<'_>> = Vec::with_capacity(message.parts.len());
-        for (pi, p) in message.parts.iter().enumerate() {
-            self.scan(pi, p, &library, &mut scanned);
+        let mut scanned: Vec<Scanned<'_>> = Vec::with_capacity(parts.len());
+        for (pi, &(kind, text)) in parts.iter().enumerate() {
+            self.scan(pi, kind, text, &library, &mut scanned);
         }
-        let twice = scanned.len() > message.parts.len();
+        let twice = scanned.len() > parts.len();
 
         // The products in play: the one in context, else those named.
         let mut products: Vec<usize> = Vec::new();
@@ -186,7 +202,9 @@ impl CompiledPolicy {
         triggered: &mut [bool],
         at: &mut Vec<(usize, usize)>,
     ) -> Vec<(Owner, Range<usize>)> {
-        let mut hits = Vec::new();
+        // Sized for typical copy (a term or atom every few dozen bytes), so
+        // that collecting them seldom reallocates.
+        let mut hits = Vec::with_capacity(t.len() / 32 + 4);
         let bytes = t.as_bytes();
         let n = bytes.len();
         let wide = bytes.iter().fold(0u8, |m, &b| m.max(b)) >= crate::compile::NARROW;
@@ -327,13 +345,28 @@ impl CompiledPolicy {
         let mut matches = Vec::new();
         at.sort_unstable();
         at.dedup();
+        // Only a pattern triggered or with an atom in the text can match:
+        // visiting just those (in pattern order, as the loop over all did)
+        // keeps a short text from paying for every pattern of the policy.
+        let mut todo: Vec<usize> = at.iter().map(|&(r, _)| r).collect();
+        todo.extend(
+            triggered
+                .iter()
+                .enumerate()
+                .filter_map(|(r, &on)| on.then_some(r)),
+        );
+        todo.sort_unstable();
+        todo.dedup();
         let mut at = at.iter().peekable();
-        for (r, re) in self.regexes.iter().enumerate() {
-            let rule = self.regex_owner[r];
-            let mut here = Vec::new();
+        let mut here = Vec::new();
+        for r in todo {
+            here.clear();
             while let Some(&(_, x)) = at.next_if(|(p, _)| *p == r) {
                 here.push(x);
             }
+            let (Some(re), Some(&rule)) = (self.regexes.get(r), self.regex_owner.get(r)) else {
+                continue;
+            };
             // The whole text when the pattern was found some other way than
             // by its atoms, has too many ends to try one by one, or a DFA
             // gave up.
@@ -362,18 +395,19 @@ impl CompiledPolicy {
     fn scan<'a>(
         &self,
         pi: usize,
-        part: &'a Part,
+        kind: PartKind,
+        text: &'a str,
         library: &[(String, bool)],
         out: &mut Vec<Scanned<'a>>,
     ) {
-        let mut norm = match part.kind {
-            PartKind::Html => normalize_html(&part.text),
-            _ => normalize(&part.text),
+        let mut norm = match kind {
+            PartKind::Html => normalize_html(text),
+            _ => normalize(text),
         };
         let unjoined = norm.take_unjoined();
-        out.push(self.scan_text(pi, &part.text, norm, library));
+        out.push(self.scan_text(pi, text, norm, library));
         if let Some(n) = unjoined {
-            out.push(self.scan_text(pi, &part.text, n, library));
+            out.push(self.scan_text(pi, text, n, library));
         }
     }
 
@@ -386,7 +420,7 @@ impl CompiledPolicy {
     ) -> Scanned<'a> {
         let t = &norm.text;
         let mut triggered = vec![false; self.regexes.len()];
-        let mut starts = Vec::new();
+        let mut starts = Vec::with_capacity(t.len() / 32 + 4);
         let hits = self.terms_in(t, norm.joined(), &mut triggered, &mut starts);
         let matches = self.patterns_in(t, &triggered, &mut starts);
         let mut cited = Vec::new();
@@ -459,12 +493,13 @@ impl CompiledPolicy {
                     })
                 })
         };
-        (!ev.citation || cited())
-            && ev
-                .label_fact
-                .as_ref()
-                .is_none_or(|f| facts.contains(&f.as_str()))
+        // Cheapest first: all three must hold, and the citation markers
+        // are a regex over the sentence.
+        ev.label_fact
+            .as_ref()
+            .is_none_or(|f| facts.contains(&f.as_str()))
             && (ev.sentence_has.is_empty() || any_word(self.has.get(ri), &ev.sentence_has))
+            && (!ev.citation || cited())
     }
 
     fn off_label(

@@ -51,6 +51,11 @@ fn setup(n: usize) -> (Option<tempfile::TempDir>, SqliteStore) {
         "set-up: {n} HCPs and {events} events in {:.1?}",
         t.elapsed()
     );
+    // Reopened, so that no fold runs in the background while reads are
+    // measured (the fold thread would compete for the CPU): a store at
+    // rest. Opening folds whatever the last folds left.
+    drop(store);
+    let store = SqliteStore::open(StoreOptions::new(&dir)).unwrap();
     (tmp, store)
 }
 

@@ -12,8 +12,10 @@
 //! their samples are short, so a fold lands in few of them.
 //!
 //! CPU time is the on-CPU time of every thread of the process
-//! (`/proc/self/task/*/schedstat`): the checkpoint thread's work counts.
-//! Making and freeing the events is the caller's work and is not counted.
+//! (`/proc/self/task/*/schedstat`): the checkpoint and fold threads' work
+//! counts. Making and freeing the events is the caller's work and is not
+//! counted (the calling thread's CPU time while it does that; the store's
+//! threads go on meanwhile, and theirs counts).
 //! Event ids look like provider message ids (random hex), so the id index
 //! gets random keys, as in production. Settings:
 //!
@@ -130,21 +132,24 @@ fn ingest(c: &mut Criterion) {
         if sustained == 0 {
             break;
         }
+        let threads0 = thread_times();
         let (wall0, cpu0) = (Instant::now(), cpu_time());
         let (mut gen_wall, mut gen_cpu) = (Duration::ZERO, Duration::ZERO);
         let mut n = 0;
         while n < sustained {
-            let (t, c) = (Instant::now(), cpu_time());
+            // The calling thread's CPU only: the store's threads go on
+            // meanwhile, and their work counts.
+            let (t, c) = (Instant::now(), thread_cpu_time());
             let (id, batch) = take(size);
             gen_wall += t.elapsed();
-            gen_cpu += cpu_time().saturating_sub(c);
+            gen_cpu += thread_cpu_time().saturating_sub(c);
             store.ingest("bench", &id, &batch).unwrap();
             // Freeing the caller's events is the caller's cost, as making
             // them was.
-            let (t, c) = (Instant::now(), cpu_time());
+            let (t, c) = (Instant::now(), thread_cpu_time());
             drop(batch);
             gen_wall += t.elapsed();
-            gen_cpu += cpu_time().saturating_sub(c);
+            gen_cpu += thread_cpu_time().saturating_sub(c);
             n += size;
         }
         let wall = wall0.elapsed().saturating_sub(gen_wall).as_secs_f64();
@@ -160,6 +165,22 @@ fn ingest(c: &mut Criterion) {
             store.event_count().unwrap(),
             db_size(&store)
         );
+        // Per thread: on CPU, and runnable but waiting for a CPU (the
+        // machine's other load), in seconds.
+        let threads1 = thread_times();
+        let mut line = format!(
+            "  threads (CPU s / waiting for a CPU s; making and freeing the events took {:.2} s CPU):",
+            gen_cpu.as_secs_f64()
+        );
+        for (name, (cpu, wait)) in &threads1 {
+            let (c0, w0) = threads0.get(name).copied().unwrap_or_default();
+            line += &format!(
+                " {name} {:.2}/{:.2}",
+                (cpu - c0) as f64 / 1e9,
+                (wait - w0) as f64 / 1e9
+            );
+        }
+        eprintln!("{line}");
     }
     if std::env::var_os("OMNIGATE_BENCH_NO_CRITERION").is_some() {
         return;
@@ -210,6 +231,36 @@ fn ingest(c: &mut Criterion) {
         store.event_count().unwrap(),
         db_size(&store)
     );
+}
+
+/// Per thread name: nanoseconds on CPU and waiting on a run queue
+/// (`/proc/self/task/*/schedstat`, summed over threads of one name).
+fn thread_times() -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
+        let Ok(t) = t else { continue };
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let Ok(stat) = std::fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        let mut f = stat
+            .split_whitespace()
+            .map(|x| x.parse::<u64>().unwrap_or(0));
+        let (cpu, wait) = (f.next().unwrap_or(0), f.next().unwrap_or(0));
+        let e: &mut (u64, u64) = out.entry(name.trim().to_owned()).or_default();
+        e.0 += cpu;
+        e.1 += wait;
+    }
+    out
+}
+
+/// CPU time of the calling thread so far (`/proc/thread-self/schedstat`).
+fn thread_cpu_time() -> Duration {
+    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
 }
 
 /// CPU time of this process so far: the on-CPU time of every live thread

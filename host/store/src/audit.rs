@@ -1,6 +1,8 @@
 //! Appending to and verifying the hash-chained audit log.
 
-use omnigate_core::audit::{AuditEntry, AuditHead, AuditReport, ChainVerifier, NewAuditEntry};
+use omnigate_core::audit::{
+    AuditEntry, AuditHead, AuditReport, ChainVerifier, GENESIS_HASH, NewAuditEntry, entry_hash,
+};
 use omnigate_core::event::now_millis;
 use omnigate_core::store::{AuditStore, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -41,6 +43,40 @@ impl AuditWriter {
     /// Appends one entry.
     pub(crate) fn append(&mut self, tx: &Connection, entry: NewAuditEntry) -> StoreResult<()> {
         let e = entry.seal(self.head.as_ref(), self.at);
+        self.insert(tx, e)
+    }
+
+    /// Appends one entry whose payload the caller has as canonical JSON
+    /// text already (`omnigate_core::canonical`), so that it is not
+    /// serialized twice. The entry is the one [`Self::append`] would write
+    /// for the same payload: same stored bytes, same hash.
+    pub(crate) fn append_canonical(
+        &mut self,
+        tx: &Connection,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        payload: String,
+    ) -> StoreResult<()> {
+        let (seq, prev_hash) = match &self.head {
+            Some(head) => (head.seq + 1, head.hash.clone()),
+            None => (1, GENESIS_HASH.to_owned()),
+        };
+        let hash = entry_hash(&prev_hash, seq, self.at, actor, action, subject, &payload);
+        let e = AuditEntry {
+            seq,
+            at: self.at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            payload,
+            prev_hash,
+            hash,
+        };
+        self.insert(tx, e)
+    }
+
+    fn insert(&mut self, tx: &Connection, e: AuditEntry) -> StoreResult<()> {
         tx.prepare_cached(
             "INSERT INTO audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -6,8 +6,7 @@ use omnigate_core::Channel;
 use omnigate_core::audit::NewAuditEntry;
 use omnigate_core::campaign::{
     CampaignDefinition, CampaignId, CampaignRecord, CampaignState, CampaignStore, DecisionCounts,
-    Lease, Member,
-    MemberCounts, MemberOutcome, MemberUpdate, Reason,
+    Lease, Member, MemberCounts, MemberOutcome, MemberUpdate, Reason,
 };
 use omnigate_core::canonical::{canonical_json_of, sha256_hex};
 use omnigate_core::content::VersionHash;
@@ -24,7 +23,9 @@ use crate::ledger::cancel_in;
 const CAMPAIGN_COLUMNS: &str =
     "num, definition, definition_sha256, state, created_by, created_at, updated_at, resolved_at";
 
-fn campaign_row(r: &Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, i64, i64, Option<i64>)> {
+fn campaign_row(
+    r: &Row<'_>,
+) -> rusqlite::Result<(i64, String, String, String, String, i64, i64, Option<i64>)> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -42,7 +43,8 @@ type CampaignRow = (i64, String, String, String, String, i64, i64, Option<i64>);
 fn to_record(op: &'static str, row: CampaignRow) -> StoreResult<(i64, CampaignRecord)> {
     let (num, def, sha, state, by, created, updated, resolved) = row;
     let definition: CampaignDefinition = serde_json::from_str(&def).during(op)?;
-    let state = CampaignState::parse(&state).ok_or_else(|| corrupt(op, "campaign state", &state))?;
+    let state =
+        CampaignState::parse(&state).ok_or_else(|| corrupt(op, "campaign state", &state))?;
     Ok((
         num,
         CampaignRecord {
@@ -57,9 +59,15 @@ fn to_record(op: &'static str, row: CampaignRow) -> StoreResult<(i64, CampaignRe
     ))
 }
 
-fn load(conn: &Connection, op: &'static str, id: &CampaignId) -> StoreResult<Option<(i64, CampaignRecord)>> {
+fn load(
+    conn: &Connection,
+    op: &'static str,
+    id: &CampaignId,
+) -> StoreResult<Option<(i64, CampaignRecord)>> {
     let row = conn
-        .prepare_cached(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaign WHERE id = ?1"))
+        .prepare_cached(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaign WHERE id = ?1"
+        ))
         .during(op)?
         .query_row([id.as_str()], campaign_row)
         .optional()
@@ -76,8 +84,7 @@ fn load_num(conn: &Connection, op: &'static str, id: &CampaignId) -> StoreResult
         .ok_or_else(|| StoreError::UnknownCampaign(id.to_string()))
 }
 
-const MEMBER_COLUMNS: &str =
-    "hcp, holdout, outcome, dispatch, channel, version, attempts, retry_at, reasons, rationale, updated_at";
+const MEMBER_COLUMNS: &str = "hcp, holdout, outcome, dispatch, channel, version, attempts, retry_at, reasons, rationale, updated_at";
 
 type MemberRow = (
     String,
@@ -110,8 +117,19 @@ fn member_row(r: &Row<'_>) -> rusqlite::Result<MemberRow> {
 }
 
 fn to_member(op: &'static str, row: MemberRow) -> StoreResult<Member> {
-    let (hcp, holdout, outcome, dispatch, channel, version, attempts, retry_at, reasons, rationale, at) =
-        row;
+    let (
+        hcp,
+        holdout,
+        outcome,
+        dispatch,
+        channel,
+        version,
+        attempts,
+        retry_at,
+        reasons,
+        rationale,
+        at,
+    ) = row;
     Ok(Member {
         hcp: HcpId::new(hcp.clone()).map_err(|_| corrupt(op, "HCP id", &hcp))?,
         holdout,
@@ -208,7 +226,9 @@ impl CampaignStore for SqliteStore {
         const OP: &str = "list campaigns";
         self.read(OP, |c| {
             let mut stmt = c
-                .prepare_cached(&format!("SELECT {CAMPAIGN_COLUMNS} FROM campaign ORDER BY num"))
+                .prepare_cached(&format!(
+                    "SELECT {CAMPAIGN_COLUMNS} FROM campaign ORDER BY num"
+                ))
                 .during(OP)?;
             let rows = stmt
                 .query_map([], campaign_row)
@@ -316,10 +336,12 @@ impl CampaignStore for SqliteStore {
             {
                 return Ok(Err(Lease { owner: h, until: u }));
             }
-            tx.prepare_cached("UPDATE campaign SET lease_owner = ?1, lease_until = ?2 WHERE num = ?3")
-                .during(OP)?
-                .execute(params![owner, until, num])
-                .during(OP)?;
+            tx.prepare_cached(
+                "UPDATE campaign SET lease_owner = ?1, lease_until = ?2 WHERE num = ?3",
+            )
+            .during(OP)?
+            .execute(params![owner, until, num])
+            .during(OP)?;
             Ok(Ok(()))
         })
     }
@@ -547,12 +569,16 @@ impl CampaignStore for SqliteStore {
                 )
                 .during(OP)?;
             let rows = stmt
-                .query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .query_map([id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
                 .during(OP)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .during(OP)?;
             for (ch, n) in rows {
-                let ch = ch.parse::<Channel>().map_err(|_| corrupt(OP, "channel", &ch))?;
+                let ch = ch
+                    .parse::<Channel>()
+                    .map_err(|_| corrupt(OP, "channel", &ch))?;
                 out.blocked_by_channel.insert(ch, n.unsigned_abs());
             }
             let mut stmt = c
@@ -565,7 +591,9 @@ impl CampaignStore for SqliteStore {
                 )
                 .during(OP)?;
             let rows = stmt
-                .query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .query_map([id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
                 .during(OP)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .during(OP)?;
@@ -636,7 +664,10 @@ impl CampaignStore for SqliteStore {
                     .flat_map(|r| r.rules.iter().map(String::as_str))
                     .collect();
                 for rule in rules {
-                    *counts.suppressed_by_rule.entry(rule.to_owned()).or_default() += 1;
+                    *counts
+                        .suppressed_by_rule
+                        .entry(rule.to_owned())
+                        .or_default() += 1;
                 }
             }
             counts.settled_last_minute = c

@@ -4,7 +4,7 @@ use omnigate_core::audit::NewAuditEntry;
 use omnigate_core::consent::{self, ConsentId, ConsentRecord, ConsentScope, NewConsent};
 use omnigate_core::hcp::HcpId;
 use omnigate_core::store::{ConsentQuery, ConsentStore, StoreError, StoreResult};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde_json::json;
 
 use crate::db::{During, SqliteStore, corrupt};
@@ -81,61 +81,101 @@ fn check(c: &NewConsent) -> StoreResult<()> {
     }
 }
 
-/// The latest record at one exact scope (`product` '' = every product) over
-/// the records of every id in `group` (an HCP and the records merged with it).
+/// The latest product-wide record (`product` '') and the latest record for
+/// `product` (when given and not empty) over the records of every id in
+/// `group` (an HCP and the records merged with it).
 fn latest_in_group(
     conn: &Connection,
     group: &[HcpId],
     q: &ConsentQuery,
-    product: &str,
-) -> StoreResult<Option<ConsentRecord>> {
-    let mut found = Vec::new();
+    product: Option<&str>,
+) -> StoreResult<(Option<ConsentRecord>, Option<ConsentRecord>)> {
+    let mut wide = Vec::new();
+    let mut specific = Vec::new();
     for member in group {
-        found.extend(latest_at(conn, member, q, product)?);
+        let (w, s) = latest_at(conn, member, q, product)?;
+        wide.extend(w);
+        specific.extend(s);
     }
-    Ok(consent::latest(&found).cloned())
+    Ok((
+        consent::latest(&wide).cloned(),
+        consent::latest(&specific).cloned(),
+    ))
 }
 
-/// The latest record at one exact scope for one id.
+/// [`latest_at`]'s statement: the latest row of each of two exact scopes,
+/// product-wide (`?5` = '') and product-specific (`?6`), in one statement.
+/// Each half is a seek to the end of its scope in the consent_scope index.
+const LATEST_SQL: &str = "SELECT * FROM (
+         SELECT id, hcp_id, channel, purpose, market, product, status, source, recorded_at,
+                recorded_by
+         FROM consent
+         WHERE hcp_id = ?1 AND channel = ?2 AND purpose = ?3 AND market = ?4 AND product = ?5
+         ORDER BY recorded_at DESC, id DESC LIMIT 1)
+     UNION ALL
+     SELECT * FROM (
+         SELECT id, hcp_id, channel, purpose, market, product, status, source, recorded_at,
+                recorded_by
+         FROM consent
+         WHERE hcp_id = ?1 AND channel = ?2 AND purpose = ?3 AND market = ?4 AND product = ?6
+           AND ?6 <> ''
+         ORDER BY recorded_at DESC, id DESC LIMIT 1)";
+
+/// The latest product-wide record and the latest record for `product` for
+/// one id.
 fn latest_at(
     conn: &Connection,
     hcp: &HcpId,
     q: &ConsentQuery,
-    product: &str,
-) -> StoreResult<Option<ConsentRecord>> {
+    product: Option<&str>,
+) -> StoreResult<(Option<ConsentRecord>, Option<ConsentRecord>)> {
     const OP: &str = "read consent";
-    // Served by the consent_scope index: a seek to the end of the scope.
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM consent
-         WHERE hcp_id = ?1 AND channel = ?2 AND purpose = ?3 AND market = ?4 AND product = ?5
-         ORDER BY recorded_at DESC, id DESC LIMIT 1"
-    ))
-    .during(OP)?
-    .query_row(
-        params![
+    let product = product.unwrap_or("");
+    let mut stmt = conn.prepare_cached(LATEST_SQL).during(OP)?;
+    let mut rows = stmt
+        .query(params![
             hcp.as_str(),
             q.channel.as_str(),
             q.purpose.as_str(),
             q.market,
+            "",
             product
-        ],
-        row_to_record,
-    )
-    .optional()
-    .during(OP)?
-    .transpose()
+        ])
+        .during(OP)?;
+    let (mut wide, mut specific) = (None, None);
+    while let Some(row) = rows.next().during(OP)? {
+        let rec = row_to_record(row).during(OP)??;
+        if rec.consent.scope.product.is_none() {
+            wide = Some(rec);
+        } else {
+            specific = Some(rec);
+        }
+    }
+    Ok((wide, specific))
 }
 
 /// The record that decides `q`, inside a read.
 pub(crate) fn deciding_in(c: &Connection, q: &ConsentQuery) -> StoreResult<Option<ConsentRecord>> {
+    let group = identity::group_of(c, &q.hcp)?;
+    deciding_in_group(c, q, &group)
+}
+
+/// [`deciding_in`] for a caller that has read the HCP's merge group
+/// (`identity::group_of`) in the same read already.
+pub(crate) fn deciding_in_group(
+    c: &Connection,
+    q: &ConsentQuery,
+    group: &[i64],
+) -> StoreResult<Option<ConsentRecord>> {
     // Consent follows the survivor: a merged HCP's statements count for the
-    // whole group, the latest wins.
-    let group = identity::ids_of(c, &identity::group_of(c, &q.hcp)?)?;
-    let wide = latest_in_group(c, &group, q, "")?;
-    let specific = match q.product.as_deref() {
-        Some(p) if !p.is_empty() => latest_in_group(c, &group, q, p)?,
-        _ => None,
+    // whole group, the latest wins. A group of one is the HCP itself (a
+    // merged record's group holds its survivor too): no id to look up.
+    let group = if group.len() == 1 {
+        vec![q.hcp.clone()]
+    } else {
+        identity::ids_of(c, group)?
     };
+    let (wide, specific) = latest_in_group(c, &group, q, q.product.as_deref())?;
     Ok(consent::resolve(specific.as_ref(), wide.as_ref()).cloned())
 }
 

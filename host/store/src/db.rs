@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use omnigate_core::ApprovalPolicy;
@@ -18,6 +18,9 @@ use crate::{events, migrate};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "omnigate.db";
+/// The file of the tables folds derive from the event log, beside
+/// [`DB_FILE`]: a cache of the log, rebuilt from it if missing.
+pub const FOLDS_FILE: &str = "omnigate-folds.db";
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -40,11 +43,12 @@ pub struct StoreOptions {
     /// instead of a `pread` and a copy. (Mapping the writer too measured no
     /// gain for ingest.)
     pub mmap_mib: u32,
-    /// Events kept in the hot tier before they are folded into the
-    /// per-event indexes and the feature tables (see `docs/store.md`,
-    /// "Events and derived features"). Larger folds write each page of those
-    /// tables for more events at once (faster ingest) but hold more in
-    /// memory (about 130 bytes per event) and take longer each. At least 1.
+    /// Events kept in the hot tier before the fold thread folds them into
+    /// the per-event indexes and the feature tables (see `docs/store.md`,
+    /// "Events and derived features"); ingest goes on meanwhile, so the
+    /// tier holds up to about twice this. Larger folds write each page of
+    /// those tables for more events at once (less work per event) but hold
+    /// more in memory (about 100 bytes per event). At least 1.
     pub fold_events: usize,
 }
 
@@ -100,8 +104,8 @@ pub enum OpenError {
         /// The newest this build knows.
         known: i64,
     },
-    /// The checkpoint thread could not be started.
-    #[error("cannot start the checkpoint thread")]
+    /// The checkpoint or the fold thread could not be started.
+    #[error("cannot start the checkpoint or the fold thread")]
     Thread(#[source] std::io::Error),
     /// The events committed since the last fold could not be folded.
     #[error("cannot fold the event log of database `{path}`")]
@@ -133,16 +137,23 @@ pub enum OpenError {
 /// One write connection behind a mutex (SQLite has one writer at a time
 /// anyway) and a few read connections that never block on it.
 pub struct SqliteStore {
+    /// Stopped first when the store drops (it finishes the fold under way).
+    folder: events::Folder,
     path: PathBuf,
-    writer: Mutex<Connection>,
+    folds_path: PathBuf,
+    /// Also taken by the fold thread to commit a fold and update the hot
+    /// tier together, between two writes.
+    writer: Arc<Mutex<Connection>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// Events committed since the last fold (see `hot.rs`).
-    hot: RwLock<Hot>,
+    hot: Arc<RwLock<Hot>>,
     /// HCP ids and their internal keys, as ingest found them (see
     /// `events::HcpNums`).
     pub(crate) hcp_nums: Mutex<events::HcpNums>,
     pub(crate) fold_events: usize,
+    /// How the log stores event types and channels.
+    pub(crate) codes: events::Codes,
     pub(crate) approval: ApprovalPolicy,
     pub(crate) journey: JourneyConfig,
     checkpointer: Checkpointer,
@@ -176,6 +187,37 @@ fn common(conn: &Connection) -> rusqlite::Result<()> {
         true,
     )?;
     Ok(())
+}
+
+/// A `file:` URI for `path` with `mode` (`ro`, `rw`), for `ATTACH`.
+fn file_uri(path: &Path, mode: &str) -> String {
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=");
+    uri.push_str(mode);
+    uri
+}
+
+/// Attaches the file at `path` to `conn` as `schema`, read-only or not.
+/// Statements name the tables of either file without a schema: no name is
+/// in both.
+pub(crate) fn attach(
+    conn: &Connection,
+    path: &Path,
+    schema: &str,
+    read_only: bool,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!("ATTACH DATABASE ?1 AS {schema}"),
+        [file_uri(path, if read_only { "ro" } else { "rw" })],
+    )
+    .map(|_| ())
 }
 
 fn configure(conn: &Connection, cache_mib: u32) -> rusqlite::Result<()> {
@@ -227,15 +269,34 @@ impl SqliteStore {
         let mut writer = Connection::open(&path).map_err(sqlite)?;
         configure(&writer, options.cache_mib).map_err(sqlite)?;
         migrate::migrate(&mut writer, &path)?;
+        let codes = events::load_codes(&mut writer).map_err(sqlite)?;
+        // The folded tables, in their own file (created, or reset if it
+        // does not belong to this log).
+        let folds_path = options.data_dir.join(FOLDS_FILE);
+        let folds_err = |source| OpenError::Sqlite {
+            path: folds_path.clone(),
+            source,
+        };
+        let mut folds =
+            events::open_folds(&folds_path, &path, options.cache_mib).map_err(|e| match e {
+                events::FoldsOpenError::Sqlite(source) => folds_err(source),
+                events::FoldsOpenError::TooNew(found, known) => OpenError::TooNew {
+                    path: folds_path.clone(),
+                    found,
+                    known,
+                },
+            })?;
         // Whatever a previous process left in its hot tier is in the log:
         // fold it, so the tables are complete whenever no store is open.
-        let hot = RwLock::new(Hot::default());
-        while events::fold(&mut writer, &hot, Some(options.fold_events.max(1))).map_err(
+        let hot = Arc::new(RwLock::new(Hot::default()));
+        while events::fold_slice(&mut folds, &hot, options.fold_events.max(1)).map_err(
             |source| OpenError::Events {
                 path: path.clone(),
                 source,
             },
         )? {}
+        events::detach_log(&folds).map_err(folds_err)?;
+        attach(&writer, &folds_path, "folds", true).map_err(sqlite)?;
         let checkpoints = Connection::open(&path).map_err(sqlite)?;
         configure(&checkpoints, 2).map_err(sqlite)?;
         let checkpointer = Checkpointer::start(checkpoints).map_err(OpenError::Thread)?;
@@ -243,7 +304,9 @@ impl SqliteStore {
         for _ in 0..options.readers.max(1) {
             let conn = Connection::open_with_flags(
                 &path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(sqlite)?;
             common(&conn).map_err(sqlite)?;
@@ -252,20 +315,50 @@ impl SqliteStore {
                 .map_err(sqlite)?;
             conn.pragma_update(None, "mmap_size", i64::from(options.mmap_mib) * 1024 * 1024)
                 .map_err(sqlite)?;
+            attach(&conn, &folds_path, "folds", true).map_err(sqlite)?;
+            conn.pragma_update(
+                Some("folds"),
+                "cache_size",
+                -(i64::from(options.cache_mib) * 1024),
+            )
+            .map_err(sqlite)?;
+            conn.pragma_update(
+                Some("folds"),
+                "mmap_size",
+                i64::from(options.mmap_mib) * 1024 * 1024,
+            )
+            .map_err(sqlite)?;
             readers.push(Mutex::new(conn));
         }
+        let writer = Arc::new(Mutex::new(writer));
+        let fold_events = options.fold_events.max(1);
+        let folder = events::Folder::start(folds, Arc::clone(&writer), Arc::clone(&hot))
+            .map_err(OpenError::Thread)?;
         Ok(SqliteStore {
+            folder,
             path,
-            writer: Mutex::new(writer),
+            folds_path,
+            writer,
             readers,
             next_reader: AtomicUsize::new(0),
             hot,
             hcp_nums: Mutex::default(),
-            fold_events: options.fold_events.max(1),
+            fold_events,
+            codes,
             approval: options.approval,
             journey: options.journey,
             checkpointer,
         })
+    }
+
+    /// The file of the folded tables (`FOLDS_FILE` beside the database).
+    pub fn folds_path(&self) -> &Path {
+        &self.folds_path
+    }
+
+    /// The fold thread.
+    pub(crate) fn folder(&self) -> &events::Folder {
+        &self.folder
     }
 
     /// The database file.

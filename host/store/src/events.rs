@@ -9,29 +9,36 @@
 //! cost several random pages per event. Events stay in the hot tier
 //! (`hot.rs`, in memory) until a *fold* writes a few hundred thousand of
 //! them at once: the indexes as a new sorted run (`runs.rs`), the feature
-//! rows in key order. Readers combine the folded tables with the hot tier,
-//! so every read is exact at every moment.
+//! rows in key order. Folds run on a thread of their own ([`Folder`]) and
+//! write a file of their own (`db::FOLDS_FILE`, a cache of the log), so
+//! that ingest goes on meanwhile. Readers combine the folded tables with
+//! the hot tier, so every read is exact at every moment.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::RwLock;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 
 use omnigate_core::audit::NewAuditEntry;
-use omnigate_core::canonical::map_to_canonical_json;
+use omnigate_core::canonical::to_canonical_json;
 use omnigate_core::event::{Event, NewEvent, UnixMillis};
 use omnigate_core::hcp::HcpId;
 use omnigate_core::store::{EventStore, IngestReport, StoreError, StoreResult};
-use omnigate_core::{ChannelStats, EngagementStats};
+use omnigate_core::{Channel, ChannelStats, EngagementStats, EventType};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::db::{During, SqliteStore, corrupt, transact};
-use crate::hot::{self, ChannelRow, Features, FoldPlan, Hot, HotEvent, HotView, Marks};
+use crate::hot::{
+    self, ChannelRow, FastMap, FastSet, Features, FoldPlan, Hot, HotEvent, HotView, Marks, NewHot,
+    Segment,
+};
 use crate::window::DayRing;
 use crate::{hcp, identity, journey, runs};
 
-/// A hot tier this many times larger than a fold means folding keeps
-/// failing: ingest then refuses batches rather than grow it without bound.
+/// A hot tier this many times larger than a fold means folding does not
+/// keep up: ingest then waits for the fold thread, and refuses batches while
+/// folds fail, rather than let the tier grow without bound.
 const FOLD_BACKLOG: usize = 4;
 
 /// HCP ids and their internal keys, as looked up by ingest: a batch of 1,000
@@ -45,7 +52,7 @@ const FOLD_BACKLOG: usize = 4;
 #[derive(Debug, Default)]
 pub(crate) struct HcpNums {
     data_version: Option<i64>,
-    nums: std::collections::HashMap<String, i64>,
+    nums: FastMap<String, i64>,
 }
 
 /// Entries kept at most (about 60 bytes each); beyond, the cache restarts.
@@ -90,133 +97,664 @@ pub(crate) fn sync_hot(
     tier.catch_up_filter(c, m).during(op)
 }
 
-/// Folds the hot tier into the tables, in one transaction on the write
-/// connection: the event ids and timelines as a new run (`runs.rs`), the
-/// feature rows in key order, so each page is written once per fold.
-///
-/// With `slice`, folds at most that many events from the log (the hot tier
-/// is reloaded with them), for folding a long log in bounded memory at
-/// open. Returns whether unfolded events remain.
-pub(crate) fn fold(
-    conn: &mut Connection,
-    hot: &RwLock<Hot>,
-    slice: Option<usize>,
-) -> StoreResult<bool> {
+/// The schema of the folds file (`db::FOLDS_FILE`), its `user_version`.
+const FOLDS_SCHEMA: i64 = 1;
+
+/// The tables folds write, in a file of their own so that the fold thread
+/// writes them while ingest appends to the log (SQLite locks each file
+/// separately). A cache of the log: nothing here is the only copy of
+/// anything, and a fold is one transaction that moves the mark.
+const FOLDS_TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS feature_channel (
+        hcp_num       INTEGER NOT NULL,
+        channel       TEXT NOT NULL,
+        last_touch_at INTEGER,
+        sends         INTEGER NOT NULL DEFAULT 0,
+        opens         INTEGER NOT NULL DEFAULT 0,
+        clicks        INTEGER NOT NULL DEFAULT 0,
+        attended      INTEGER NOT NULL DEFAULT 0,
+        ring_day      INTEGER,
+        ring          BLOB NOT NULL,
+        PRIMARY KEY (hcp_num, channel)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS content_seen (
+        hcp_num         INTEGER NOT NULL,
+        content_version TEXT NOT NULL,
+        first_seen_at   INTEGER NOT NULL,
+        PRIMARY KEY (hcp_num, content_version)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS event_run (
+        run    INTEGER PRIMARY KEY,
+        events INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS event_id_run (
+        run     INTEGER NOT NULL,
+        last_id TEXT NOT NULL,
+        chunk   BLOB NOT NULL,
+        PRIMARY KEY (run, last_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS event_hcp_run (
+        run     INTEGER NOT NULL,
+        hcp_num INTEGER NOT NULL,
+        seqs    BLOB NOT NULL,
+        PRIMARY KEY (run, hcp_num)
+    ) WITHOUT ROWID;
+    -- One row: every event up to `folded_seq` is in the tables above, none
+    -- after; `last_id` is the id of event `folded_seq`, which ties this file
+    -- to its log.
+    CREATE TABLE IF NOT EXISTS event_fold (
+        one        INTEGER PRIMARY KEY CHECK (one = 1),
+        folded_seq INTEGER NOT NULL,
+        last_id    TEXT
+    );
+    INSERT OR IGNORE INTO event_fold (one, folded_seq, last_id) VALUES (1, 0, NULL);
+";
+
+/// Why the folds file could not be opened.
+#[derive(Debug)]
+pub(crate) enum FoldsOpenError {
+    Sqlite(rusqlite::Error),
+    /// Its schema is newer than this build's: (found, known).
+    TooNew(i64, i64),
+}
+
+impl From<rusqlite::Error> for FoldsOpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        FoldsOpenError::Sqlite(e)
+    }
+}
+
+/// Opens (creating it if needed) the folds file, with the log `log_path`
+/// attached read-only as `log` for the folds of [`fold_slice`] (see
+/// [`detach_log`]). Tables that do not belong to this log (their mark is
+/// past its end, or on another event: the log was restored from a backup,
+/// say) are emptied, to be rebuilt from it.
+pub(crate) fn open_folds(
+    path: &std::path::Path,
+    log_path: &std::path::Path,
+    cache_mib: u32,
+) -> Result<Connection, FoldsOpenError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::InvalidQuery.into());
+    }
+    // A cache of the log: a power cut may take its last folds away (WAL
+    // keeps it consistent), and the next open folds those events again.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Checkpointed by the fold thread after each fold, outside the commit
+    // (which holds the writer).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    {
+        let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > FOLDS_SCHEMA {
+            return Err(FoldsOpenError::TooNew(version, FOLDS_SCHEMA));
+        }
+        tx.execute_batch(FOLDS_TABLES)?;
+        tx.pragma_update(None, "user_version", FOLDS_SCHEMA)?;
+        tx.commit()?;
+    }
+    crate::db::attach(&conn, log_path, "log", true)?;
+    {
+        let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+        let (mark, last_id): (i64, Option<String>) =
+            tx.query_row("SELECT folded_seq, last_id FROM event_fold", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let logged: Option<String> = tx
+            .query_row("SELECT id FROM log.event WHERE seq = ?1", [mark], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if mark > 0 && (logged.is_none() || logged != last_id) {
+            tx.execute_batch(
+                "DELETE FROM feature_channel; DELETE FROM content_seen; DELETE FROM event_run;
+                 DELETE FROM event_id_run; DELETE FROM event_hcp_run;
+                 UPDATE event_fold SET folded_seq = 0, last_id = NULL;",
+            )?;
+        }
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+/// Detaches the log from the folds connection once the folds at open are
+/// done: the fold thread folds from memory, and should not hold a snapshot
+/// of the log (which would keep its WAL from being reset).
+pub(crate) fn detach_log(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("DETACH DATABASE log")
+}
+
+/// Writes the events of `seg` into the folded tables of the folds
+/// connection's transaction: the ids and timelines as a new run
+/// (`runs.rs`), the feature rows in key order (each page written once per
+/// fold), and moves the mark from `seg.from` to `seg.to`.
+fn write_fold(tx: &Connection, seg: &Segment, op: &'static str) -> StoreResult<()> {
+    let plan = seg.fold_plan();
+    runs::add_run(tx, &plan.ids, &plan.by_hcp).during(op)?;
+    write_features(tx, &plan).during(op)?;
+    let last_id = plan
+        .ids
+        .iter()
+        .find(|&&(_, seq)| seq == seg.to)
+        .map(|&(id, _)| id);
+    let moved = tx
+        .execute(
+            "UPDATE event_fold SET folded_seq = ?1, last_id = ?2 WHERE folded_seq = ?3",
+            params![seg.to, last_id, seg.from],
+        )
+        .during(op)?;
+    if moved != 1 {
+        return Err(StoreError::Backend {
+            op,
+            message: "the fold mark moved during a fold".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Folds up to `n` events of the log past the mark, at open (the folds
+/// connection still has the log attached): the hot tier is reloaded with
+/// them, so a long log is folded in bounded memory. Returns whether
+/// unfolded events remain.
+pub(crate) fn fold_slice(conn: &mut Connection, hot: &RwLock<Hot>, n: usize) -> StoreResult<bool> {
     const OP: &str = "fold events";
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .during(OP)?;
     let m = hot::marks(&tx).during(OP)?;
-    match slice {
-        Some(n) => {
-            let mut tier = hot
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let upto = m
-                .folded
-                .saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
-            tier.reload(&tx, m, upto).map_err(|e| e.during(OP))?;
-            tier.catch_up_filter(&tx, m).during(OP)?;
-        }
-        None => sync_hot(&tx, hot, m, OP)?,
-    }
-    let upto = {
-        // Readers may go on meanwhile; only this writer changes the tier.
-        let tier = hot
-            .read()
+    let seg = {
+        let mut tier = hot
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if tier.last() == m.folded {
-            return Ok(false);
-        }
-        let plan = tier.fold_plan();
-        runs::add_run(&tx, &plan.ids, &plan.by_hcp).during(OP)?;
-        write_features(&tx, &plan).during(OP)?;
-        let moved = tx
-            .execute(
-                "UPDATE event_fold SET folded_seq = ?1 WHERE folded_seq = ?2",
-                params![tier.last(), tier.folded()],
-            )
-            .during(OP)?;
-        if moved != 1 {
-            return Err(StoreError::Backend {
-                op: OP,
-                message: "the fold mark moved during a fold".into(),
-            });
-        }
-        tier.last()
+        let upto = m
+            .folded
+            .saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+        tier.reload(&tx, m, upto).map_err(|e| e.during(OP))?;
+        tier.catch_up_filter(&tx, m).during(OP)?;
+        tier.freeze()
     };
+    let Some(seg) = seg else {
+        tx.commit().during(OP)?;
+        return Ok(false);
+    };
+    write_fold(&tx, &seg, OP)?;
     tx.commit().during(OP)?;
     hot.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .folded_to(upto);
-    Ok(upto < m.last)
+        .frozen_folded(&seg);
+    // A rebuild folds many slices: keep the WAL short.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    Ok(seg.to < m.last)
 }
 
-/// Rows per statement in bulk writes: one statement per row costs more
-/// than the row itself.
-const ROWS_PER_STATEMENT: usize = 50;
-
-/// Runs `{head}{row},{row},...{tail}` over `items`, binding each item's
-/// parameters with `bind(statement, index before its first, item)`. Uses
-/// statements of 50, 10 and 1 rows, so three are prepared once.
-fn insert_rows<T>(
-    tx: &Connection,
-    head: &str,
-    row: &str,
-    tail: &str,
-    items: &[T],
-    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
-) -> rusqlite::Result<()> {
-    let per_row = row.matches('?').count();
-    let mut rest = items;
-    while !rest.is_empty() {
-        let n = [ROWS_PER_STATEMENT, 10, 1]
-            .into_iter()
-            .find(|&n| rest.len() >= n)
-            .unwrap_or(1);
-        let (chunk, tail_items) = rest.split_at(n.min(rest.len()));
-        rest = tail_items;
-        let sql = format!("{head}{}{tail}", vec![row; chunk.len()].join(","));
-        let mut stmt = tx.prepare_cached(&sql)?;
-        for (k, item) in chunk.iter().enumerate() {
-            bind(&mut stmt, k * per_row, item)?;
-        }
-        stmt.raw_execute()?;
-    }
+/// Folds the frozen segment `seg` on the fold thread: everything but the
+/// commit runs while ingest goes on; the commit and the hot tier's update
+/// happen together while holding the writer, so that a write never sees
+/// the tables and the tier disagree.
+fn fold_frozen(
+    conn: &mut Connection,
+    writer: &Mutex<Connection>,
+    hot: &RwLock<Hot>,
+    seg: &Arc<Segment>,
+) -> StoreResult<()> {
+    const OP: &str = "fold events";
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .during(OP)?;
+    write_fold(&tx, seg, OP)?;
+    let _writer = writer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    tx.commit().during(OP)?;
+    hot.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .frozen_folded(seg);
     Ok(())
 }
 
+#[derive(Debug, Default)]
+struct FoldState {
+    /// Ingest asked for a fold.
+    pending: bool,
+    stop: bool,
+    /// Why the last fold failed, if it did.
+    error: Option<String>,
+    /// Folds attempted, to wait for the next one.
+    attempts: u64,
+}
+
+#[derive(Debug, Default)]
+struct FoldShared {
+    state: Mutex<FoldState>,
+    /// Wakes the thread.
+    wake: Condvar,
+    /// Wakes those waiting for a fold to end.
+    done: Condvar,
+}
+
+impl FoldShared {
+    fn state(&self) -> MutexGuard<'_, FoldState> {
+        // Plain flags and a message: always consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The fold thread: folds the hot tier into the folds file whenever ingest
+/// says it holds enough (`StoreOptions::fold_events`), on the second core
+/// while ingest goes on. Stopped (after the fold under way) when dropped.
+#[derive(Debug)]
+pub(crate) struct Folder {
+    shared: Arc<FoldShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Folder {
+    /// Starts the thread on `conn`, the folds file's connection.
+    pub(crate) fn start(
+        conn: Connection,
+        writer: Arc<Mutex<Connection>>,
+        hot: Arc<RwLock<Hot>>,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(FoldShared::default());
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("omnigate-fold".into())
+                .spawn(move || run_folds(conn, &writer, &hot, &shared))?
+        };
+        Ok(Folder {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a fold.
+    pub(crate) fn poke(&self) {
+        let mut state = self.shared.state();
+        if !state.pending {
+            state.pending = true;
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Waits until the hot tier holds fewer than `limit` events; fails if
+    /// the last fold failed (the batch is then refused, as it changed
+    /// nothing, rather than let the tier grow without bound).
+    fn wait_below(&self, hot: &RwLock<Hot>, limit: usize) -> StoreResult<()> {
+        let held = || {
+            hot.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len()
+        };
+        while held() >= limit {
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                return Err(StoreError::Backend {
+                    op: "fold events",
+                    message: "the fold thread stopped".into(),
+                });
+            }
+            let mut state = self.shared.state();
+            if let Some(message) = &state.error {
+                return Err(StoreError::Backend {
+                    op: "fold events",
+                    message: message.clone(),
+                });
+            }
+            let attempts = state.attempts;
+            state.pending = true;
+            self.shared.wake.notify_one();
+            while state.attempts == attempts && state.error.is_none() {
+                state = self
+                    .shared
+                    .done
+                    .wait_timeout(state, std::time::Duration::from_millis(100))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        self.shared.state().stop = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            // A panic in the thread left the tier invalid at worst (it is
+            // reloaded from the log); nothing is left to stop.
+            let _ = t.join();
+        }
+    }
+}
+
+/// Copies the fold just committed from the folds file's WAL into the file
+/// itself. Until every frame is copied, readers read the pages a fold
+/// rewrote from the WAL (a `pread` and a copy each) instead of the mapped
+/// file, so a checkpoint that a reader kept from finishing is retried for a
+/// while, unless a fold is asked for meanwhile (its own checkpoint follows).
+fn checkpoint_folds(conn: &Connection, shared: &FoldShared) {
+    for _ in 0..40 {
+        let done = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+            })
+            .unwrap_or(false);
+        let state = shared.state();
+        if done || state.pending || state.stop {
+            return;
+        }
+        drop(state);
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+fn run_folds(
+    mut conn: Connection,
+    writer: &Mutex<Connection>,
+    hot: &RwLock<Hot>,
+    shared: &FoldShared,
+) {
+    loop {
+        {
+            let mut state = shared.state();
+            while !state.pending && !state.stop {
+                state = shared
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if state.stop {
+                // Leave the folds file without a WAL to replay.
+                drop(state);
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                return;
+            }
+            state.pending = false;
+        }
+        let seg = hot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .freeze();
+        let result = match &seg {
+            Some(seg) => fold_frozen(&mut conn, writer, hot, seg),
+            None => Ok(()),
+        };
+        if let Err(e) = &result {
+            // The tier is reloaded from the log by the next write, and
+            // the next fold retries.
+            hot.write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .fold_failed();
+            shared.state().error = Some(e.to_string());
+        } else if seg.is_some() {
+            shared.state().error = None;
+        }
+        {
+            let mut state = shared.state();
+            state.attempts += 1;
+            shared.done.notify_all();
+        }
+        if seg.is_some() {
+            // Outside the commit, so that ingest does not wait for it.
+            checkpoint_folds(&conn, shared);
+        }
+        if result.is_err() {
+            // Not in a loop: a fold fails again at once if, say, the disk
+            // is full.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+/// A multi-row statement, `{head}{row},{row},...{tail}`, in a few sizes
+/// (one statement per row costs more than the row itself). Parameters are
+/// numbered: `?1..=?shared` are bound once per statement (the batch's
+/// `received_at` and id, say), then each row's `per_row`. The SQL is built
+/// once per process; each size is prepared once per connection.
+struct Bulk {
+    per_row: usize,
+    shared: usize,
+    /// (rows, SQL), largest first; the last has one row.
+    sqls: Vec<(usize, String)>,
+}
+
+/// Statement sizes, in rows: a batch of 1,000 events is 3 x 256 + 3 x 64 +
+/// 2 x 16 + 2 x 4.
+const BULK_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+
+impl Bulk {
+    /// `row` lists the row's columns, `?` standing for each of its
+    /// parameters and `?S` for the shared ones (`?S1` .. `?S9`).
+    fn new(head: &str, row: &str, tail: &str, shared: usize) -> Self {
+        let per_row = row.matches('?').count() - row.matches("?S").count();
+        let sqls = BULK_SIZES
+            .iter()
+            .map(|&n| {
+                let mut sql = String::with_capacity(head.len() + tail.len() + n * row.len() * 2);
+                sql.push_str(head);
+                for k in 0..n {
+                    if k > 0 {
+                        sql.push(',');
+                    }
+                    let mut next = shared + k * per_row;
+                    let mut rest = row;
+                    while let Some(at) = rest.find('?') {
+                        sql.push_str(&rest[..at]);
+                        rest = &rest[at + 1..];
+                        if let Some(after) = rest.strip_prefix('S') {
+                            // `?S<digit>`: a shared parameter.
+                            sql.push('?');
+                            sql.push_str(&after[..1]);
+                            rest = &after[1..];
+                        } else {
+                            next += 1;
+                            sql.push('?');
+                            sql.push_str(&next.to_string());
+                        }
+                    }
+                    sql.push_str(rest);
+                }
+                sql.push_str(tail);
+                (n, sql)
+            })
+            .collect();
+        Bulk {
+            per_row,
+            shared,
+            sqls,
+        }
+    }
+
+    /// Inserts `items`, binding the shared parameters with `shared` and each
+    /// item's with `bind(statement, number of its first parameter, item)`.
+    fn run<T>(
+        &self,
+        tx: &Connection,
+        items: &[T],
+        shared: impl Fn(&mut rusqlite::Statement<'_>) -> rusqlite::Result<()>,
+        bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let mut rest = items;
+        while !rest.is_empty() {
+            let Some((n, sql)) = self.sqls.iter().find(|(n, _)| rest.len() >= *n) else {
+                break;
+            };
+            let (chunk, tail_items) = rest.split_at(*n);
+            rest = tail_items;
+            let mut stmt = tx.prepare_cached(sql)?;
+            if self.shared > 0 {
+                shared(&mut stmt)?;
+            }
+            for (k, item) in chunk.iter().enumerate() {
+                bind(&mut stmt, self.shared + k * self.per_row + 1, item)?;
+            }
+            stmt.raw_execute()?;
+        }
+        Ok(())
+    }
+}
+
+/// The canonical JSON of an event's attributes (as
+/// `omnigate_core::canonical::map_to_canonical_json`), appended to `out`
+/// without a `String` per key and value: attributes are almost always
+/// strings, written with `serde_json`'s escaping; anything else goes
+/// through the canonical writer itself.
+fn write_attributes(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    fn entry(out: &mut Vec<u8>, first: bool, key: &str, value: &Value) {
+        if !first {
+            out.push(b',');
+        }
+        // Writing a `str` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+        match value {
+            Value::String(s) => {
+                let _ = serde_json::to_writer(&mut *out, s);
+            }
+            other => out.extend_from_slice(to_canonical_json(other).as_bytes()),
+        }
+    }
+    out.push(b'{');
+    // serde_json's map is sorted by key unless its `preserve_order`
+    // feature is on somewhere in the build.
+    if map.keys().is_sorted_by(|a, b| a.as_bytes() <= b.as_bytes()) {
+        for (i, (k, v)) in map.iter().enumerate() {
+            entry(out, i == 0, k, v);
+        }
+    } else {
+        let mut entries: Vec<_> = map.iter().collect();
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (i, (k, v)) in entries.into_iter().enumerate() {
+            entry(out, i == 0, k, v);
+        }
+    }
+    out.push(b'}');
+}
+
+/// The statement appending events to the log: the batch (its row in
+/// `event_batch`) once per statement. No `seq`: SQLite gives each row the
+/// largest one plus one, which lets it append without looking for a
+/// conflicting key first.
+fn event_insert() -> &'static Bulk {
+    static SQL: OnceLock<Bulk> = OnceLock::new();
+    SQL.get_or_init(|| {
+        Bulk::new(
+            "INSERT INTO event (id, hcp_num, type, channel, occurred_at, attributes, batch) VALUES ",
+            "(?,?,?,?,?,?,?S1)",
+            "",
+            1,
+        )
+    })
+}
+
+/// The codes under which the log stores event types and channels (tables
+/// `event_type_code` and `channel_code`).
+#[derive(Debug, Clone)]
+pub(crate) struct Codes {
+    types: Vec<(EventType, i64)>,
+    channels: Vec<(Channel, i64)>,
+}
+
+impl Codes {
+    fn of_type(&self, t: EventType) -> rusqlite::Result<i64> {
+        self.types
+            .iter()
+            .find(|(x, _)| *x == t)
+            .map(|&(_, c)| c)
+            .ok_or(rusqlite::Error::InvalidQuery)
+    }
+
+    fn of_channel(&self, ch: Channel) -> rusqlite::Result<i64> {
+        self.channels
+            .iter()
+            .find(|(x, _)| *x == ch)
+            .map(|&(_, c)| c)
+            .ok_or(rusqlite::Error::InvalidQuery)
+    }
+}
+
+/// Gives every event type and channel this build knows a code (a name
+/// keeps the code it has), and reads them back.
+pub(crate) fn load_codes(conn: &mut Connection) -> rusqlite::Result<Codes> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut codes = Codes {
+        types: Vec::new(),
+        channels: Vec::new(),
+    };
+    for &t in EventType::ALL {
+        tx.execute(
+            "INSERT OR IGNORE INTO event_type_code (name) VALUES (?1)",
+            [t.as_str()],
+        )?;
+        let code = tx.query_row(
+            "SELECT code FROM event_type_code WHERE name = ?1",
+            [t.as_str()],
+            |r| r.get(0),
+        )?;
+        codes.types.push((t, code));
+    }
+    for ch in Channel::ALL {
+        tx.execute(
+            "INSERT OR IGNORE INTO channel_code (name) VALUES (?1)",
+            [ch.as_str()],
+        )?;
+        let code = tx.query_row(
+            "SELECT code FROM channel_code WHERE name = ?1",
+            [ch.as_str()],
+            |r| r.get(0),
+        )?;
+        codes.channels.push((ch, code));
+    }
+    tx.commit()?;
+    Ok(codes)
+}
+
 /// Appends `events[i]` for each `i` of `stored`, in order, with `seq` from
-/// `after + 1`.
+/// `after + 1`, and their batch; `attributes[i]` is event `i`'s canonical
+/// attributes.
 #[expect(clippy::too_many_arguments, reason = "one call site, all columns")]
 fn insert_events(
     tx: &Connection,
+    codes: &Codes,
     after: i64,
     stored: &[usize],
     events: &[NewEvent],
     hcp_nums: &[i64],
-    attributes: &[String],
-    received_at: i64,
-    batch_id: &str,
+    attributes: &[&str],
+    (received_at, batch_id): (i64, &str),
 ) -> rusqlite::Result<()> {
-    // No `seq`: SQLite gives each row the largest one plus one, which lets
-    // it append without looking for a conflicting key first.
-    insert_rows(
+    if stored.is_empty() {
+        return Ok(());
+    }
+    tx.prepare_cached("INSERT INTO event_batch (batch_id, received_at) VALUES (?1, ?2)")?
+        .execute(params![batch_id, received_at])?;
+    let batch = tx.last_insert_rowid();
+    event_insert().run(
         tx,
-        "INSERT INTO event (id, hcp_num, type, channel, occurred_at, received_at, attributes, batch_id) VALUES ",
-        "(?,?,?,?,?,?,?,?)",
-        "",
         stored,
+        |s| s.raw_bind_parameter(1, batch),
         |s, p, &i| {
             let e = &events[i];
-            s.raw_bind_parameter(p + 1, &e.id)?;
-            s.raw_bind_parameter(p + 2, hcp_nums[i])?;
-            s.raw_bind_parameter(p + 3, e.event_type.as_str())?;
-            s.raw_bind_parameter(p + 4, e.channel.as_str())?;
-            s.raw_bind_parameter(p + 5, e.occurred_at)?;
-            s.raw_bind_parameter(p + 6, received_at)?;
-            s.raw_bind_parameter(p + 7, &attributes[i])?;
-            s.raw_bind_parameter(p + 8, batch_id)
+            s.raw_bind_parameter(p, &e.id)?;
+            s.raw_bind_parameter(p + 1, hcp_nums[i])?;
+            s.raw_bind_parameter(p + 2, codes.of_type(e.event_type)?)?;
+            s.raw_bind_parameter(p + 3, codes.of_channel(e.channel)?)?;
+            s.raw_bind_parameter(p + 4, e.occurred_at)?;
+            s.raw_bind_parameter(p + 5, attributes[i])
         },
     )?;
     // INVARIANT: the rows got `after + 1 ..= after + n`, the numbers the
@@ -236,7 +774,13 @@ fn insert_events(
 fn write_features(tx: &Connection, plan: &FoldPlan<'_>) -> rusqlite::Result<()> {
     const COLUMNS: &str = "last_touch_at, sends, opens, clicks, attended, ring_day, ring";
     let mut rows: Vec<ChannelRow> = Vec::with_capacity(plan.channels.len());
-    let hcps: i64 = tx.query_row("SELECT coalesce(max(num), 0) FROM hcp", [], |r| r.get(0))?;
+    // HCP keys are dense: the largest with features is about how many
+    // HCPs have rows.
+    let hcps: i64 = tx.query_row(
+        "SELECT coalesce(max(hcp_num), 0) FROM feature_channel",
+        [],
+        |r| r.get(0),
+    )?;
     if plan.channels.len() as i64 * 2 >= hcps {
         // A merge of two lists in the same order.
         let mut stmt = tx.prepare_cached(&format!(
@@ -275,41 +819,55 @@ fn write_features(tx: &Connection, plan: &FoldPlan<'_>) -> rusqlite::Result<()> 
         row.apply(d);
     }
     let items: Vec<_> = plan.channels.iter().map(|(k, _)| k).zip(&rows).collect();
-    insert_rows(
+    static CHANNELS: OnceLock<Bulk> = OnceLock::new();
+    let channels = CHANNELS.get_or_init(|| {
+        Bulk::new(
+            "INSERT INTO feature_channel
+                 (hcp_num, channel, last_touch_at, sends, opens, clicks, attended, ring_day, ring)
+             VALUES ",
+            "(?,?,?,?,?,?,?,?,?)",
+            " ON CONFLICT (hcp_num, channel) DO UPDATE SET
+                 last_touch_at = excluded.last_touch_at, sends = excluded.sends,
+                 opens = excluded.opens, clicks = excluded.clicks, attended = excluded.attended,
+                 ring_day = excluded.ring_day, ring = excluded.ring",
+            0,
+        )
+    });
+    channels.run(
         tx,
-        "INSERT INTO feature_channel
-             (hcp_num, channel, last_touch_at, sends, opens, clicks, attended, ring_day, ring)
-         VALUES ",
-        "(?,?,?,?,?,?,?,?,?)",
-        " ON CONFLICT (hcp_num, channel) DO UPDATE SET
-             last_touch_at = excluded.last_touch_at, sends = excluded.sends,
-             opens = excluded.opens, clicks = excluded.clicks, attended = excluded.attended,
-             ring_day = excluded.ring_day, ring = excluded.ring",
         &items,
+        |_| Ok(()),
         |s, p, &(&(n, ch), row)| {
             let (ring_day, blob) = row.ring.to_parts();
-            s.raw_bind_parameter(p + 1, n)?;
-            s.raw_bind_parameter(p + 2, ch)?;
-            s.raw_bind_parameter(p + 3, row.last_touch_at)?;
-            s.raw_bind_parameter(p + 4, row.sends)?;
-            s.raw_bind_parameter(p + 5, row.opens)?;
-            s.raw_bind_parameter(p + 6, row.clicks)?;
-            s.raw_bind_parameter(p + 7, row.attended)?;
-            s.raw_bind_parameter(p + 8, ring_day)?;
-            s.raw_bind_parameter(p + 9, blob)
+            s.raw_bind_parameter(p, n)?;
+            s.raw_bind_parameter(p + 1, ch)?;
+            s.raw_bind_parameter(p + 2, row.last_touch_at)?;
+            s.raw_bind_parameter(p + 3, row.sends)?;
+            s.raw_bind_parameter(p + 4, row.opens)?;
+            s.raw_bind_parameter(p + 5, row.clicks)?;
+            s.raw_bind_parameter(p + 6, row.attended)?;
+            s.raw_bind_parameter(p + 7, ring_day)?;
+            s.raw_bind_parameter(p + 8, blob)
         },
     )?;
-    insert_rows(
+    static SEEN: OnceLock<Bulk> = OnceLock::new();
+    let seen = SEEN.get_or_init(|| {
+        Bulk::new(
+            "INSERT INTO content_seen (hcp_num, content_version, first_seen_at) VALUES ",
+            "(?,?,?)",
+            " ON CONFLICT (hcp_num, content_version) DO UPDATE
+                 SET first_seen_at = min(first_seen_at, excluded.first_seen_at)",
+            0,
+        )
+    });
+    seen.run(
         tx,
-        "INSERT INTO content_seen (hcp_num, content_version, first_seen_at) VALUES ",
-        "(?,?,?)",
-        " ON CONFLICT (hcp_num, content_version) DO UPDATE
-             SET first_seen_at = min(first_seen_at, excluded.first_seen_at)",
         &plan.seen,
+        |_| Ok(()),
         |s, p, &((n, version), at)| {
-            s.raw_bind_parameter(p + 1, n)?;
-            s.raw_bind_parameter(p + 2, version)?;
-            s.raw_bind_parameter(p + 3, at)
+            s.raw_bind_parameter(p, n)?;
+            s.raw_bind_parameter(p + 1, version)?;
+            s.raw_bind_parameter(p + 2, at)
         },
     )
 }
@@ -360,22 +918,34 @@ impl EventStore for SqliteStore {
         events: &[NewEvent],
     ) -> StoreResult<IngestReport> {
         const OP: &str = "ingest events";
+        // Validated, and their canonical attributes in one buffer.
+        let mut buf = Vec::with_capacity(events.len() * 96);
+        let mut ends = Vec::with_capacity(events.len());
         for e in events {
             e.validate().map_err(|reason| StoreError::InvalidEvent {
                 event: e.id.clone(),
                 reason,
             })?;
+            write_attributes(&e.attributes, &mut buf);
+            ends.push(buf.len());
         }
-        let attributes: Vec<String> = events
+        let buf = String::from_utf8(buf).map_err(|_| StoreError::Backend {
+            op: OP,
+            message: "attributes are not UTF-8".into(),
+        })?;
+        let attributes: Vec<&str> = ends
             .iter()
-            .map(|e| map_to_canonical_json(&e.attributes))
+            .scan(0, |start, &end| {
+                let s = &buf[*start..end];
+                *start = end;
+                Some(s)
+            })
             .collect();
+        // Folds keep up unless they fail: then this batch (which changed
+        // nothing yet) is refused.
+        self.folder()
+            .wait_below(self.hot_lock(), FOLD_BACKLOG * self.fold_events)?;
         let mut conn = self.writer();
-        if self.hot().len() >= FOLD_BACKLOG * self.fold_events {
-            // Folding failed after the last batches; refuse this one (it
-            // changed nothing) unless folding works now.
-            fold(&mut conn, self.hot_lock(), None)?;
-        }
         let (report, fresh) = transact(&mut conn, OP, |tx, audit| {
             let m = hot::marks(tx).during(OP)?;
             sync_hot(tx, self.hot_lock(), m, OP)?;
@@ -408,13 +978,29 @@ impl EventStore for SqliteStore {
             // no earlier event of the batch, of the hot tier or of the
             // folded index has its id.
             let mut new = Vec::with_capacity(events.len());
+            let mut hashes = Vec::with_capacity(events.len());
             let mut maybe_folded = Vec::new();
             {
                 let tier = self.hot();
-                let mut in_batch = HashSet::with_capacity(events.len());
+                // First index of each id hash in the batch; ids sharing a
+                // hash with another (almost never) are checked by value.
+                let mut in_batch: FastMap<u64, usize> =
+                    FastMap::with_capacity_and_hasher(events.len(), Default::default());
+                let mut spill: FastSet<&str> = FastSet::default();
                 for (i, e) in events.iter().enumerate() {
-                    let fresh = !tier.contains(&e.id) && in_batch.insert(e.id.as_str());
-                    if fresh && tier.may_be_folded(&e.id) {
+                    let h = tier.hash_id(&e.id);
+                    hashes.push(h);
+                    let first = match in_batch.entry(h) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(i);
+                            true
+                        }
+                        std::collections::hash_map::Entry::Occupied(o) => {
+                            events[*o.get()].id != e.id && spill.insert(e.id.as_str())
+                        }
+                    };
+                    let fresh = first && !tier.contains(&e.id, h);
+                    if fresh && tier.may_be_folded(h) {
                         maybe_folded.push(i);
                     }
                     new.push(fresh);
@@ -433,33 +1019,33 @@ impl EventStore for SqliteStore {
             let stored: Vec<usize> = (0..events.len()).filter(|&i| new[i]).collect();
             insert_events(
                 tx,
+                &self.codes,
                 m.last,
                 &stored,
                 events,
                 &hcp_nums,
                 &attributes,
-                audit.now(),
-                batch_id,
+                (audit.now(), batch_id),
             )
             .during(OP)?;
-            let mut fresh = Vec::new();
+            let mut fresh = Vec::with_capacity(stored.len());
+            let mut at = String::new();
             let mut rule_hits = Vec::new();
             let mut digest = Sha256::new();
             let mut report = IngestReport::default();
             for (seq, &i) in (m.last + 1..).zip(&stored) {
-                let (e, attrs, n) = (&events[i], &attributes[i], hcp_nums[i]);
+                let (e, attrs, n) = (&events[i], attributes[i], hcp_nums[i]);
                 report.accepted += 1;
-                fresh.push((
-                    Box::from(e.id.as_str()),
-                    n,
-                    HotEvent {
-                        seq,
-                        occurred_at: e.occurred_at,
-                        event_type: e.event_type,
-                        channel: e.channel,
-                        content: e.content_seen().map(Box::from),
-                    },
-                ));
+                fresh.push(NewHot {
+                    id: &e.id,
+                    hash: hashes[i],
+                    hcp: n,
+                    seq,
+                    occurred_at: e.occurred_at,
+                    event_type: e.event_type,
+                    channel: e.channel,
+                    content: e.content_seen(),
+                });
                 journey::hits(&self.journey, n, e, &mut rule_hits);
                 // What the audit entry vouches for: every stored event, in
                 // batch order, one line each.
@@ -472,7 +1058,9 @@ impl EventStore for SqliteStore {
                     digest.update(part.as_bytes());
                     digest.update(b"\t");
                 }
-                digest.update(e.occurred_at.to_string().as_bytes());
+                at.clear();
+                let _ = write!(at, "{}", e.occurred_at);
+                digest.update(at.as_bytes());
                 digest.update(b"\t");
                 digest.update(attrs.as_bytes());
                 digest.update(b"\n");
@@ -496,14 +1084,12 @@ impl EventStore for SqliteStore {
         // Committed: the hot tier learns of the batch before any other
         // write (this thread still holds the write connection).
         if !fresh.is_empty() {
-            self.hot_mut().extend(fresh);
+            self.hot_mut().extend(&fresh);
         }
-        if self.hot().len() >= self.fold_events {
-            // The batch is stored whatever happens here; a failed fold is
-            // retried after the next batch (and refuses batches once the
-            // backlog is too long, see above).
-            let _ = fold(&mut conn, self.hot_lock(), None);
-            self.committed();
+        drop(conn);
+        if self.hot().unfrozen() >= self.fold_events {
+            // The fold thread folds them while the next batches come.
+            self.folder().poke();
         }
         Ok(report)
     }
@@ -551,7 +1137,7 @@ impl EventStore for SqliteStore {
             let mut by_seq = c
                 .prepare_cached(
                     "SELECT id, type, channel, occurred_at, received_at, attributes
-                     FROM event WHERE seq = ?1",
+                     FROM event_named WHERE seq = ?1",
                 )
                 .during(OP)?;
             let mut rows = Vec::with_capacity(hot.len());
@@ -698,4 +1284,50 @@ fn read_features(
     stats.content_seen.sort();
     stats.content_seen.dedup();
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use omnigate_core::canonical::map_to_canonical_json;
+
+    #[test]
+    fn attributes_are_written_in_canonical_json() {
+        let cases = [
+            json!({}),
+            json!({"url": "https://x.example/a?b=c&d=\"e\"", "dispatch_id": "d-1"}),
+            json!({"b": "\u{1F600} \n\t\\ \u{0001}", "a": "é", "B": "upper first"}),
+            json!({"n": 3, "f": 1.5, "t": true, "z": null, "arr": [2, "x", {"k": "v", "a": 1}]}),
+            json!({"nested": {"z": 1, "a": {"y": [], "b": {}}}}),
+        ];
+        for v in cases {
+            let map = v.as_object().unwrap();
+            let mut out = Vec::new();
+            write_attributes(map, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), map_to_canonical_json(map));
+        }
+    }
+
+    #[test]
+    fn bulk_statements_number_shared_and_row_parameters() {
+        let b = Bulk::new(
+            "INSERT INTO t (a, b, c) VALUES ",
+            "(?,?,?S1)",
+            " ON CONFLICT DO NOTHING",
+            1,
+        );
+        assert_eq!(b.per_row, 2);
+        let (n, sql) = b.sqls.last().unwrap();
+        assert_eq!(*n, 1);
+        assert_eq!(
+            sql,
+            "INSERT INTO t (a, b, c) VALUES (?2,?3,?1) ON CONFLICT DO NOTHING"
+        );
+        let (n, sql) = &b.sqls[b.sqls.len() - 2];
+        assert_eq!(*n, 4);
+        assert!(
+            sql.ends_with("(?2,?3,?1),(?4,?5,?1),(?6,?7,?1),(?8,?9,?1) ON CONFLICT DO NOTHING")
+        );
+    }
 }

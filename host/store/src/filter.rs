@@ -4,12 +4,10 @@
 //!
 //! Blocked (one 512-bit block per id, 8 bits set in it: one cache miss per
 //! check) and scalable (a full filter is kept and a four times larger one
-//! started, so it never needs the ids again). Keyed with random SipHash
-//! keys: ids come from outside, and crafted collisions could only ever cost
-//! table lookups, never correctness.
-
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+//! started, so it never needs the ids again). It takes 64-bit hashes of the
+//! ids, from the hot tier's randomly seeded hasher (`Hot::hash_id`): ids
+//! come from outside, and crafted collisions could only ever cost table
+//! lookups, never correctness.
 
 /// Bits per id at capacity: under 1% false positives.
 const BITS_PER_ID: usize = 12;
@@ -75,7 +73,6 @@ impl Layer {
 /// A set of ids that answers "certainly not in it" or "maybe in it".
 #[derive(Debug)]
 pub(crate) struct IdFilter {
-    hasher: RandomState,
     layers: Vec<Layer>,
 }
 
@@ -89,14 +86,12 @@ impl IdFilter {
     /// An empty filter sized for `capacity` ids before it grows.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         IdFilter {
-            hasher: RandomState::new(),
             layers: vec![Layer::new(capacity)],
         }
     }
 
-    /// Adds an id.
-    pub(crate) fn insert(&mut self, id: &str) {
-        let h = self.hasher.hash_one(id);
+    /// Adds an id, by its hash.
+    pub(crate) fn insert(&mut self, h: u64) {
         let full = self.layers.last().is_none_or(|l| l.len >= l.capacity);
         if full {
             let capacity = self.layers.last().map_or(0, |l| l.capacity * 4);
@@ -107,9 +102,8 @@ impl IdFilter {
         }
     }
 
-    /// False only if the id was never added.
-    pub(crate) fn may_contain(&self, id: &str) -> bool {
-        let h = self.hasher.hash_one(id);
+    /// False only if the id (its hash) was never added.
+    pub(crate) fn may_contain(&self, h: u64) -> bool {
         self.layers.iter().any(|l| l.may_contain(h))
     }
 
@@ -123,16 +117,22 @@ impl IdFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
+
+    fn h(s: &str) -> u64 {
+        static SEED: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
+        SEED.get_or_init(Default::default).hash_one(s)
+    }
 
     #[test]
     fn a_full_layer_has_under_one_percent_false_positives() {
         let mut f = IdFilter::with_capacity(100_000);
         for i in 0..100_000 {
-            f.insert(&format!("evt-{i}"));
+            f.insert(h(&format!("evt-{i}")));
         }
         assert_eq!(f.layers.len(), 1);
         let false_positives = (100_000..200_000)
-            .filter(|i| f.may_contain(&format!("evt-{i}")))
+            .filter(|i| f.may_contain(h(&format!("evt-{i}"))))
             .count();
         assert!(false_positives < 1_000, "{false_positives}");
     }
@@ -141,12 +141,12 @@ mod tests {
     fn every_added_id_is_maybe_in_it_and_few_others_are() {
         let mut f = IdFilter::with_capacity(1000);
         for i in 0..50_000 {
-            f.insert(&format!("evt-{i}"));
+            f.insert(h(&format!("evt-{i}")));
         }
         assert_eq!(f.len(), 50_000);
-        assert!((0..50_000).all(|i| f.may_contain(&format!("evt-{i}"))));
+        assert!((0..50_000).all(|i| f.may_contain(h(&format!("evt-{i}")))));
         let false_positives = (50_000..150_000)
-            .filter(|i| f.may_contain(&format!("evt-{i}")))
+            .filter(|i| f.may_contain(h(&format!("evt-{i}"))))
             .count();
         // Each layer under 1% at capacity, four layers.
         assert!(false_positives < 3_000, "{false_positives}");

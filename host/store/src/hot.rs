@@ -17,7 +17,9 @@
 //! from the log itself. It also keeps the filter of folded ids
 //! (`filter.rs`) that lets ingest skip looking most new ids up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use omnigate_core::event::UnixMillis;
 use omnigate_core::{Channel, EventType};
@@ -28,6 +30,13 @@ use crate::db::corrupt;
 use crate::filter::IdFilter;
 use crate::window::DayRing;
 
+/// A hash map with a fast hasher (foldhash, randomly seeded per map): ids
+/// come from outside, and SipHash was a tenth of ingest's time.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// A hash set with the same hasher.
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+type HashMap<K, V> = FastMap<K, V>;
+
 /// What the derived features need of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HotEvent {
@@ -35,27 +44,132 @@ pub(crate) struct HotEvent {
     pub(crate) occurred_at: UnixMillis,
     pub(crate) event_type: EventType,
     pub(crate) channel: Channel,
-    /// The content version seen through it, if any.
-    pub(crate) content: Option<Box<str>>,
+    /// The content version seen through it, if any (shared by the events
+    /// of a segment that name it).
+    pub(crate) content: Option<Arc<str>>,
 }
 
-/// Events committed after the last fold, by event id and by HCP.
+/// A committed event, as ingest hands it to the tier.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewHot<'a> {
+    pub(crate) id: &'a str,
+    /// `Hot::hash_id(id)`.
+    pub(crate) hash: u64,
+    pub(crate) hcp: i64,
+    pub(crate) seq: i64,
+    pub(crate) occurred_at: UnixMillis,
+    pub(crate) event_type: EventType,
+    pub(crate) channel: Channel,
+    pub(crate) content: Option<&'a str>,
+}
+
+/// Events with `seq` in a range, by event id and by HCP.
+#[derive(Debug, Default)]
+pub(crate) struct Segment {
+    /// The range `(from, to]` this segment holds, every event of it.
+    pub(crate) from: i64,
+    pub(crate) to: i64,
+    /// The ids of events `from + 1, from + 2, ...`, one after the other
+    /// (no allocation per id), ending at `id_ends`.
+    id_text: String,
+    id_ends: Vec<usize>,
+    /// Event index (`seq - from - 1`) by the hash of its id; an id whose
+    /// hash another id of the segment has is in `spill`.
+    by_hash: FastMap<u64, u32>,
+    spill: FastMap<Box<str>, u32>,
+    by_hcp: HashMap<i64, Vec<HotEvent>>,
+    /// The content versions named, each stored once.
+    contents: FastSet<Arc<str>>,
+}
+
+impl Segment {
+    fn starting_after(seq: i64) -> Self {
+        Segment {
+            from: seq,
+            to: seq,
+            ..Segment::default()
+        }
+    }
+
+    /// Events held.
+    pub(crate) fn len(&self) -> usize {
+        self.id_ends.len()
+    }
+
+    fn id_at(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.id_ends[i - 1] };
+        &self.id_text[start..self.id_ends[i]]
+    }
+
+    /// Whether an id (with hash `h`) is held.
+    fn contains(&self, id: &str, h: u64) -> bool {
+        match self.by_hash.get(&h) {
+            Some(&i) if self.id_at(i as usize) == id => true,
+            Some(_) => self.spill.contains_key(id),
+            None => false,
+        }
+    }
+
+    /// Every id held, with its `seq`.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = (&str, i64)> {
+        (0..self.len()).map(|i| (self.id_at(i), self.from + 1 + i as i64))
+    }
+
+    /// Adds the event following `to`. INVARIANT: its id is not held.
+    fn push(&mut self, e: &NewHot<'_>) {
+        let i = u32::try_from(self.len()).unwrap_or(u32::MAX);
+        self.id_text.push_str(e.id);
+        self.id_ends.push(self.id_text.len());
+        if let Some(&other) = self.by_hash.get(&e.hash) {
+            if self.id_at(other as usize) != e.id {
+                self.spill.insert(Box::from(e.id), i);
+            }
+        } else {
+            self.by_hash.insert(e.hash, i);
+        }
+        let content = e.content.map(|v| match self.contents.get(v) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared: Arc<str> = Arc::from(v);
+                self.contents.insert(Arc::clone(&shared));
+                shared
+            }
+        });
+        self.to = e.seq;
+        self.by_hcp.entry(e.hcp).or_default().push(HotEvent {
+            seq: e.seq,
+            occurred_at: e.occurred_at,
+            event_type: e.event_type,
+            channel: e.channel,
+            content,
+        });
+    }
+}
+
+/// Events committed after the last fold, by event id and by HCP: the ones
+/// being folded (frozen) and the ones committed since.
 #[derive(Debug, Default)]
 pub(crate) struct Hot {
     /// Events up to this `seq` are in the folded tables.
     folded: i64,
     /// The newest `seq` known here. INVARIANT: when `valid`, this tier holds
-    /// exactly the events with `seq` in `(folded, last]`.
+    /// exactly the events with `seq` in `(folded, last]`: those of `frozen`
+    /// (if any, `(folded, frozen.to]`), then those of `open`.
     last: i64,
-    /// False until loaded, and after an update was interrupted: then it
-    /// covers nothing and the next write reloads it.
+    /// False until loaded, and after an update was interrupted or a fold
+    /// failed: then it covers nothing and the next write reloads it.
     valid: bool,
-    ids: HashMap<Box<str>, i64>,
-    by_hcp: HashMap<i64, Vec<HotEvent>>,
+    /// The events a fold is writing into the folded tables, if one is.
+    frozen: Option<Arc<Segment>>,
+    /// The events after those.
+    open: Segment,
     /// The ids of the folded events, as a filter. INVARIANT: it holds every
     /// id with `seq <= filter_mark` (and may hold more).
     filter: IdFilter,
     filter_mark: i64,
+    /// Hashes ids for the segments and the filter: randomly seeded (ids
+    /// come from outside; crafted collisions could only cost lookups).
+    hasher: foldhash::fast::RandomState,
 }
 
 /// The `seq` watermarks of a database snapshot.
@@ -97,12 +211,63 @@ impl Hot {
 
     /// Events held.
     pub(crate) fn len(&self) -> usize {
-        self.ids.len()
+        self.open.len() + self.frozen.as_ref().map_or(0, |f| f.len())
     }
 
-    /// Whether an event id is held.
-    pub(crate) fn contains(&self, id: &str) -> bool {
-        self.ids.contains_key(id)
+    /// Events held that no fold is writing yet.
+    pub(crate) fn unfrozen(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The hash of an id, for [`Hot::contains`], [`Hot::may_be_folded`]
+    /// and [`NewHot`].
+    pub(crate) fn hash_id(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// Whether an event id (with hash `h`) is held.
+    pub(crate) fn contains(&self, id: &str, h: u64) -> bool {
+        self.open.contains(id, h) || self.frozen.as_ref().is_some_and(|f| f.contains(id, h))
+    }
+
+    /// Hands the events held to a fold: they stay readable here until
+    /// [`Hot::frozen_folded`] says they are in the tables. None if a fold is
+    /// already under way, nothing is held, or the tier must be reloaded.
+    pub(crate) fn freeze(&mut self) -> Option<Arc<Segment>> {
+        if !self.valid || self.frozen.is_some() || self.open.len() == 0 {
+            return None;
+        }
+        let seg = Arc::new(std::mem::replace(
+            &mut self.open,
+            Segment::starting_after(self.last),
+        ));
+        self.frozen = Some(Arc::clone(&seg));
+        Some(seg)
+    }
+
+    /// The fold of `seg` (from [`Hot::freeze`]) committed: its events are in
+    /// the tables, their ids go to the filter.
+    pub(crate) fn frozen_folded(&mut self, seg: &Arc<Segment>) {
+        let ours = self.frozen.as_ref().is_some_and(|f| Arc::ptr_eq(f, seg));
+        if !(self.valid && ours && self.folded == seg.from) {
+            // Reloaded meanwhile: the next write reloads it again.
+            self.valid = false;
+            return;
+        }
+        if self.filter_mark == self.folded {
+            for (id, _) in seg.ids() {
+                self.filter.insert(self.hasher.hash_one(id));
+            }
+            self.filter_mark = seg.to;
+        }
+        self.folded = seg.to;
+        self.frozen = None;
+    }
+
+    /// The fold of `seg` failed: the tier is reloaded from the log by the
+    /// next write.
+    pub(crate) fn fold_failed(&mut self) {
+        self.valid = false;
     }
 
     /// Whether the filter lacks ids folded up to `m.folded`.
@@ -112,8 +277,8 @@ impl Hot {
 
     /// False if no folded event has this id; true if one may have it.
     /// Exact only once [`Hot::catch_up_filter`] ran in this transaction.
-    pub(crate) fn may_be_folded(&self, id: &str) -> bool {
-        self.filter.may_contain(id)
+    pub(crate) fn may_be_folded(&self, h: u64) -> bool {
+        self.filter.may_contain(h)
     }
 
     /// Adds to the filter the ids folded since it was last updated (all of
@@ -130,14 +295,15 @@ impl Hot {
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
                 for id in crate::runs::chunk_ids(r.get_ref(0)?.as_blob()?)? {
-                    self.filter.insert(id);
+                    self.filter.insert(self.hasher.hash_one(id));
                 }
             }
         } else {
             let mut stmt = c.prepare_cached("SELECT id FROM event WHERE seq > ?1 AND seq <= ?2")?;
             let mut rows = stmt.query([self.filter_mark, m.folded])?;
             while let Some(r) = rows.next()? {
-                self.filter.insert(r.get_ref(0)?.as_str()?);
+                self.filter
+                    .insert(self.hasher.hash_one(r.get_ref(0)?.as_str()?));
             }
         }
         self.filter_mark = m.folded;
@@ -146,33 +312,40 @@ impl Hot {
 
     /// Adds freshly committed events, which directly follow `last`. Events
     /// that do not (a caller's bug) leave the tier invalid, to be reloaded.
-    pub(crate) fn extend(&mut self, events: Vec<(Box<str>, i64, HotEvent)>) {
+    pub(crate) fn extend(&mut self, events: &[NewHot<'_>]) {
         let valid = self.valid;
         // Invalid while half-updated: a panic here leaves it invalid.
         self.valid = false;
         let mut follows = true;
-        for (id, hcp, e) in events {
+        self.open.id_ends.reserve(events.len());
+        self.open.by_hash.reserve(events.len());
+        for e in events {
             follows &= e.seq == self.last + 1;
-            self.last = self.last.max(e.seq);
-            self.ids.insert(id, e.seq);
-            self.by_hcp.entry(hcp).or_default().push(e);
+            if !follows {
+                break;
+            }
+            self.last = e.seq;
+            self.open.push(e);
         }
         self.valid = valid && follows;
     }
 
     /// Everything up to `folded`, which is `last`, was folded: the tier is
     /// empty and valid whatever it was before.
+    #[cfg(test)]
     pub(crate) fn folded_to(&mut self, folded: i64) {
         if self.valid && self.filter_mark == self.folded {
-            for id in self.ids.keys() {
-                self.filter.insert(id);
+            for seg in self.frozen.iter().map(|f| &**f).chain([&self.open]) {
+                for (id, _) in seg.ids() {
+                    self.filter.insert(self.hasher.hash_one(id));
+                }
             }
             self.filter_mark = folded;
         }
         self.folded = folded;
         self.last = folded;
-        self.ids = HashMap::new();
-        self.by_hcp = HashMap::new();
+        self.frozen = None;
+        self.open = Segment::starting_after(folded);
         self.valid = true;
     }
 
@@ -187,8 +360,8 @@ impl Hot {
     pub(crate) fn reload(&mut self, c: &Connection, m: Marks, upto: i64) -> Result<(), LogError> {
         let upto = upto.min(m.last);
         self.valid = false;
-        self.ids = HashMap::new();
-        self.by_hcp = HashMap::new();
+        self.frozen = None;
+        self.open = Segment::starting_after(m.folded);
         self.folded = m.folded;
         self.last = m.folded;
         for row in scan_log(c, m.folded, upto)? {
@@ -196,24 +369,22 @@ impl Hot {
                 return Err(LogError::Corrupt("event log has gaps"));
             }
             self.last = row.event.seq;
-            self.ids.insert(row.id, row.event.seq);
-            self.by_hcp.entry(row.hcp_num).or_default().push(row.event);
+            self.open.push(&NewHot {
+                id: &row.id,
+                hash: self.hasher.hash_one(&*row.id),
+                hcp: row.hcp_num,
+                seq: row.event.seq,
+                occurred_at: row.event.occurred_at,
+                event_type: row.event.event_type,
+                channel: row.event.channel,
+                content: row.event.content.as_deref(),
+            });
         }
         if self.last != upto {
             return Err(LogError::Corrupt("event log has gaps"));
         }
         self.valid = true;
         Ok(())
-    }
-
-    /// The newest `seq` held (the fold mark when empty).
-    pub(crate) fn last(&self) -> i64 {
-        self.last
-    }
-
-    /// The fold mark this tier starts after.
-    pub(crate) fn folded(&self) -> i64 {
-        self.folded
     }
 
     /// The events of `members` in the hot part of a snapshot with watermarks
@@ -227,9 +398,11 @@ impl Hot {
             (i64::MAX, i64::MAX)
         };
         for &n in members.iter().filter(|_| self.valid) {
-            for e in self.by_hcp.get(&n).into_iter().flatten() {
-                if e.seq > m.folded && e.seq <= m.last {
-                    view.events.push((n, e.clone()));
+            for seg in self.frozen.iter().map(|f| &**f).chain([&self.open]) {
+                for e in seg.by_hcp.get(&n).into_iter().flatten() {
+                    if e.seq > m.folded && e.seq <= m.last {
+                        view.events.push((n, e.clone()));
+                    }
                 }
             }
         }
@@ -242,11 +415,13 @@ impl Hot {
         }
         view
     }
+}
 
+impl Segment {
     /// What a fold writes: every held event, sorted by the key of each
     /// table it goes to.
     pub(crate) fn fold_plan(&self) -> FoldPlan<'_> {
-        let mut ids: Vec<(&str, i64)> = self.ids.iter().map(|(k, &v)| (&**k, v)).collect();
+        let mut ids: Vec<(&str, i64)> = self.ids().collect();
         ids.sort_unstable();
         let mut hcps: Vec<(i64, &[HotEvent])> = self
             .by_hcp
@@ -256,7 +431,7 @@ impl Hot {
         hcps.sort_unstable_by_key(|&(n, _)| n);
         let mut plan = FoldPlan {
             ids,
-            by_hcp: Vec::with_capacity(self.ids.len()),
+            by_hcp: Vec::with_capacity(self.len()),
             channels: Vec::with_capacity(hcps.len() * 2),
             seen: Vec::new(),
         };
@@ -423,7 +598,7 @@ pub(crate) struct LogRow {
 
 /// The content version an event of type `t` with these stored attributes
 /// made its HCP see (as `NewEvent::content_seen`).
-fn content_of(t: EventType, attributes: &str) -> Result<Option<Box<str>>, LogError> {
+fn content_of(t: EventType, attributes: &str) -> Result<Option<Arc<str>>, LogError> {
     if !t.effect().sees_content {
         return Ok(None);
     }
@@ -432,14 +607,17 @@ fn content_of(t: EventType, attributes: &str) -> Result<Option<Box<str>>, LogErr
     Ok(map
         .get("content_version")
         .and_then(Value::as_str)
-        .map(Box::from))
+        .map(Arc::from))
 }
 
 /// The events with `seq` in `(from, to]`, in `seq` order.
 pub(crate) fn scan_log(c: &Connection, from: i64, to: i64) -> Result<Vec<LogRow>, LogError> {
     let mut stmt = c.prepare_cached(
-        "SELECT seq, id, hcp_num, type, channel, occurred_at, attributes FROM event
-         WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+        "SELECT e.seq, e.id, e.hcp_num, t.name, c.name, e.occurred_at, e.attributes
+         FROM event e
+         JOIN event_type_code t ON t.code = e.type
+         JOIN channel_code c ON c.code = e.channel
+         WHERE e.seq > ?1 AND e.seq <= ?2 ORDER BY e.seq",
     )?;
     let mut rows = stmt.query([from, to])?;
     let mut out = Vec::new();
@@ -482,11 +660,25 @@ mod tests {
     fn hot(folded: i64, seqs: &[i64]) -> Hot {
         let mut h = Hot::default();
         h.folded_to(folded);
-        h.extend(
-            seqs.iter()
-                .map(|&s| (format!("e{s}").into_boxed_str(), 7, ev(s)))
-                .collect(),
-        );
+        let ids: Vec<String> = seqs.iter().map(|s| format!("e{s}")).collect();
+        let events: Vec<NewHot<'_>> = seqs
+            .iter()
+            .zip(&ids)
+            .map(|(&s, id)| {
+                let e = ev(s);
+                NewHot {
+                    id,
+                    hash: h.hash_id(id),
+                    hcp: 7,
+                    seq: s,
+                    occurred_at: e.occurred_at,
+                    event_type: e.event_type,
+                    channel: e.channel,
+                    content: None,
+                }
+            })
+            .collect();
+        h.extend(&events);
         h
     }
 

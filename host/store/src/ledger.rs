@@ -1,5 +1,7 @@
 //! Gate decisions and the dispatch ledger (see `omnigate_core::ledger`).
 
+use std::collections::HashMap;
+
 use omnigate_core::audit::NewAuditEntry;
 use omnigate_core::canonical::canonical_json_of;
 use omnigate_core::content::{ContentState, VersionHash};
@@ -204,8 +206,18 @@ impl LedgerStore for SqliteStore {
         }
         self.write(OP, |tx, audit| {
             let mut report = RecordReport::default();
+            // A batch names the same HCPs in its decisions and dispatches.
+            let mut nums: HashMap<String, i64> = HashMap::new();
+            let mut num_of = |tx: &Transaction<'_>, id: &HcpId| -> StoreResult<i64> {
+                if let Some(&n) = nums.get(id.as_str()) {
+                    return Ok(n);
+                }
+                let n = hcp_num(tx, id)?;
+                nums.insert(id.as_str().to_owned(), n);
+                Ok(n)
+            };
             for d in decisions {
-                let num = hcp_num(tx, &d.hcp)?;
+                let num = num_of(tx, &d.hcp)?;
                 let record = canonical_json_of(d).during(OP)?;
                 tx.prepare_cached(
                     "INSERT INTO decision (id, at, dispatch, campaign, hcp_num, verdict, record)
@@ -249,11 +261,9 @@ impl LedgerStore for SqliteStore {
                     .and_then(|mut s| s.execute(params![rule, dnum]))
                     .during(OP)?;
                 }
-                let payload = serde_json::to_value(d).during(OP)?;
-                audit.append(
-                    tx,
-                    NewAuditEntry::new(actor, "gate.decision", &d.id, payload),
-                )?;
+                // The audit payload is the record's canonical JSON, as
+                // stored in the row: serialized once for both.
+                audit.append_canonical(tx, actor, "gate.decision", &d.id, record)?;
                 report.decisions += 1;
             }
             for d in dispatches {
@@ -267,7 +277,7 @@ impl LedgerStore for SqliteStore {
                     report.existing_keys.push(d.idempotency_key.clone());
                     continue;
                 }
-                let num = hcp_num(tx, &d.hcp)?;
+                let num = num_of(tx, &d.hcp)?;
                 tx.prepare_cached(
                     "INSERT INTO dispatch (id, idempotency_key, campaign, hcp_num, channel, purpose,
                         market, product, version, decision, planned_at, text_sha256, state, updated_at)
@@ -471,8 +481,13 @@ impl LedgerStore for SqliteStore {
 
 /// The contacts of `hcp_id`'s merge group since `since`, inside a read.
 fn contacts_in(c: &Connection, hcp_id: &HcpId, since: i64) -> StoreResult<Vec<Contact>> {
-    const OP: &str = "read an HCP's contacts";
     let group = identity::group_of(c, hcp_id)?;
+    contacts_in_group(c, &group, since)
+}
+
+/// [`contacts_in`] for a merge group read already.
+fn contacts_in_group(c: &Connection, group: &[i64], since: i64) -> StoreResult<Vec<Contact>> {
+    const OP: &str = "read an HCP's contacts";
     let mut out = Vec::new();
     let mut stmt = c
         .prepare_cached(
@@ -481,7 +496,7 @@ fn contacts_in(c: &Connection, hcp_id: &HcpId, since: i64) -> StoreResult<Vec<Co
                AND state IN ('queued', 'sending', 'sent')",
         )
         .during(OP)?;
-    for num in group {
+    for &num in group {
         let rows = stmt
             .query_map(params![num, since], |r| {
                 Ok((
@@ -506,15 +521,55 @@ fn contacts_in(c: &Connection, hcp_id: &HcpId, since: i64) -> StoreResult<Vec<Co
     Ok(out)
 }
 
+/// [`identity::group_of`] in one statement (the gate reads it for every
+/// dispatch): the HCP's survivor (itself when not merged) first, then every
+/// record merged into that survivor, in merge order.
+fn group_in_one(c: &Connection, id: &HcpId) -> StoreResult<Vec<i64>> {
+    const OP: &str = "resolve an HCP's identity";
+    let mut stmt = c
+        .prepare_cached(
+            "WITH s(n) AS (
+                 SELECT coalesce(
+                     (SELECT survivor_num FROM hcp_merge
+                      WHERE merged_num = h.num AND reverted_at IS NULL),
+                     h.num)
+                 FROM hcp h WHERE h.id = ?1)
+             SELECT 0, n, 0 FROM s
+             UNION ALL
+             SELECT 1, m.merged_num, m.id FROM hcp_merge m, s
+             WHERE m.survivor_num = s.n AND m.reverted_at IS NULL
+             ORDER BY 1, 3",
+        )
+        .during(OP)?;
+    let group: Vec<i64> = stmt
+        .query_map([id.as_str()], |r| r.get(1))
+        .and_then(|rows| rows.collect())
+        .during(OP)?;
+    if group.is_empty() {
+        return Err(StoreError::UnknownHcp(id.clone()));
+    }
+    Ok(group)
+}
+
 impl GateFactsStore for SqliteStore {
     fn gate_facts(&self, q: &FactsQuery) -> StoreResult<GateFacts> {
         const OP: &str = "read the gate's facts";
         // One read transaction: every fact from the same snapshot.
         self.read(OP, |c| {
             let profile = hcp::load(c, &q.hcp)?;
-            let version_state: Option<String> = c
-                .prepare_cached("SELECT state FROM content_version WHERE hash = ?1")
-                .and_then(|mut s| s.query_row([&q.version.0], |r| r.get(0)).optional())
+            // The version's state and, when the item is known, the item's
+            // latest approved version: one statement, one row either way.
+            let (version_state, latest_approved): (Option<String>, Option<String>) = c
+                .prepare_cached(
+                    "SELECT (SELECT state FROM content_version WHERE hash = ?1),
+                            (SELECT hash FROM content_version
+                             WHERE ?2 IS NOT NULL AND item_id = ?2
+                               AND state IN ('approved', 'expired', 'withdrawn')
+                             ORDER BY created_at DESC, hash DESC LIMIT 1)",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![q.version.0, q.item], |r| Ok((r.get(0)?, r.get(1)?)))
+                })
                 .during(OP)?;
             let version_state = version_state
                 .map(|s| {
@@ -524,37 +579,29 @@ impl GateFactsStore for SqliteStore {
                         .ok_or_else(|| corrupt(OP, "content state", &s))
                 })
                 .transpose()?;
-            let latest_approved = match &q.item {
-                None => None,
-                Some(item) => c
-                    .prepare_cached(
-                        "SELECT hash FROM content_version
-                         WHERE item_id = ?1 AND state IN ('approved', 'expired', 'withdrawn')
-                         ORDER BY created_at DESC, hash DESC LIMIT 1",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row([item], |r| Ok(VersionHash(r.get(0)?)))
-                            .optional()
-                    })
-                    .during(OP)?,
-            };
+            let latest_approved = latest_approved.map(VersionHash);
             let (consent, contacts) = match &profile {
                 None => (None, Vec::new()),
                 Some(p) => {
+                    // One merge-group lookup serves consent and contacts.
+                    let group = group_in_one(c, &q.hcp)?;
                     let consent = match &q.consent {
                         None => None,
-                        Some((market, channel, purpose, product)) => crate::consent::deciding_in(
-                            c,
-                            &ConsentQuery {
-                                hcp: q.hcp.clone(),
-                                channel: *channel,
-                                purpose: *purpose,
-                                market: market.clone().unwrap_or_else(|| p.market.clone()),
-                                product: product.clone(),
-                            },
-                        )?,
+                        Some((market, channel, purpose, product)) => {
+                            crate::consent::deciding_in_group(
+                                c,
+                                &ConsentQuery {
+                                    hcp: q.hcp.clone(),
+                                    channel: *channel,
+                                    purpose: *purpose,
+                                    market: market.clone().unwrap_or_else(|| p.market.clone()),
+                                    product: product.clone(),
+                                },
+                                &group,
+                            )?
+                        }
                     };
-                    (consent, contacts_in(c, &q.hcp, q.contacts_since)?)
+                    (consent, contacts_in_group(c, &group, q.contacts_since)?)
                 }
             };
             Ok(GateFacts {

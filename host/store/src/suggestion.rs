@@ -54,8 +54,8 @@ fn raw(r: &Row<'_>) -> rusqlite::Result<Raw> {
 }
 
 fn cook(op: &'static str, r: Raw, now: UnixMillis) -> StoreResult<Suggestion> {
-    let mut state =
-        SuggestionState::parse(&r.state).ok_or_else(|| corrupt(op, "suggestion state", &r.state))?;
+    let mut state = SuggestionState::parse(&r.state)
+        .ok_or_else(|| corrupt(op, "suggestion state", &r.state))?;
     if state == SuggestionState::Open && r.expires_at <= now {
         state = SuggestionState::Expired;
     }
@@ -82,7 +82,12 @@ fn cook(op: &'static str, r: Raw, now: UnixMillis) -> StoreResult<Suggestion> {
     })
 }
 
-fn load(conn: &Connection, op: &'static str, id: &str, now: UnixMillis) -> StoreResult<Option<Suggestion>> {
+fn load(
+    conn: &Connection,
+    op: &'static str,
+    id: &str,
+    now: UnixMillis,
+) -> StoreResult<Option<Suggestion>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM suggestion WHERE id = ?1"))
         .during(op)?
         .query_row([id], raw)
@@ -158,7 +163,11 @@ impl SuggestionStore for SqliteStore {
         self.read(OP, |c| load(c, OP, id, now))
     }
 
-    fn suggestions(&self, filter: &SuggestionFilter, now: UnixMillis) -> StoreResult<Vec<Suggestion>> {
+    fn suggestions(
+        &self,
+        filter: &SuggestionFilter,
+        now: UnixMillis,
+    ) -> StoreResult<Vec<Suggestion>> {
         const OP: &str = "list suggestions";
         let mut sql = format!("SELECT {COLUMNS} FROM suggestion WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -174,18 +183,28 @@ impl SuggestionStore for SqliteStore {
             None => {}
             Some(SuggestionState::Expired) => {
                 args.push(now.into());
-                sql.push_str(&format!(" AND state = 'open' AND expires_at <= ?{}", args.len()));
+                sql.push_str(&format!(
+                    " AND state = 'open' AND expires_at <= ?{}",
+                    args.len()
+                ));
             }
             Some(SuggestionState::Open) => {
                 args.push(now.into());
-                sql.push_str(&format!(" AND state = 'open' AND expires_at > ?{}", args.len()));
+                sql.push_str(&format!(
+                    " AND state = 'open' AND expires_at > ?{}",
+                    args.len()
+                ));
             }
             Some(s) => {
                 args.push(s.as_str().to_owned().into());
                 sql.push_str(&format!(" AND state = ?{}", args.len()));
             }
         }
-        let limit = if filter.limit == 0 { 100 } else { filter.limit.min(1000) };
+        let limit = if filter.limit == 0 {
+            100
+        } else {
+            filter.limit.min(1000)
+        };
         sql.push_str(&format!(" ORDER BY due_at, id LIMIT {limit}"));
         self.read(OP, |c| {
             let mut stmt = c.prepare(&sql).during(OP)?;

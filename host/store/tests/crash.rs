@@ -80,8 +80,14 @@ fn a_writer_killed_mid_batch_loses_no_acknowledged_batch_and_leaves_no_half_batc
 
         let store = SqliteStore::open(StoreOptions::new(&dir)).unwrap();
         let raw = rusqlite::Connection::open(store.path()).unwrap();
+        // The folded tables are in a file of their own.
+        raw.execute(
+            "ATTACH DATABASE ?1 AS folds",
+            [store.folds_path().to_str().unwrap()],
+        )
+        .unwrap();
         let mut stmt = raw
-            .prepare("SELECT batch_id, count(*) FROM event GROUP BY batch_id")
+            .prepare("SELECT batch_id, count(*) FROM event_named GROUP BY batch_id")
             .unwrap();
         let batches: Vec<(String, i64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -310,3 +310,43 @@ fn an_old_database_is_upgraded_with_its_events_and_their_features_rebuilt() {
     assert_eq!(upgraded.ingest("esp", "b5", &batch(5)).unwrap().accepted, 0);
     assert_eq!(upgraded.ingest("esp", "b6", &batch(6)).unwrap().accepted, 7);
 }
+
+#[test]
+fn the_folds_file_is_a_cache_that_is_rebuilt_when_missing_or_foreign() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_at(dir.path(), 5);
+    s.upsert_profiles("importer", &hcps()).unwrap();
+    for n in 0..8 {
+        s.ingest("esp", &format!("b{n}"), &batch(n)).unwrap();
+    }
+    let before = snapshot(&s);
+    let folds = s.folds_path().to_owned();
+    drop(s);
+    let remove = |path: &std::path::Path| {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    // Deleted: rebuilt from the log, replays still refused.
+    remove(&folds);
+    let s = store_at(dir.path(), 5);
+    assert_eq!(snapshot(&s), before);
+    assert_eq!(s.ingest("esp", "b7", &batch(7)).unwrap().accepted, 0);
+    drop(s);
+    // Another log's: emptied and rebuilt.
+    let other = tempfile::tempdir().unwrap();
+    let o = store_at(other.path(), 2);
+    o.upsert_profiles("importer", &hcps()).unwrap();
+    for n in 20..30 {
+        o.ingest("esp", &format!("b{n}"), &batch(n)).unwrap();
+    }
+    let foreign = o.folds_path().to_owned();
+    drop(o);
+    remove(&folds);
+    std::fs::copy(&foreign, &folds).unwrap();
+    let s = store_at(dir.path(), 5);
+    assert_eq!(snapshot(&s), before);
+    assert_eq!(s.ingest("esp", "b7", &batch(7)).unwrap().accepted, 0);
+}

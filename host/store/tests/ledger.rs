@@ -114,6 +114,30 @@ fn decisions_and_dispatches_are_recorded_together_and_audited() {
     assert_eq!(actions.iter().filter(|a| *a == "gate.decision").count(), 2);
     assert_eq!(actions.iter().filter(|a| *a == "dispatch.queue").count(), 1);
     assert!(s.verify_audit().unwrap().is_intact());
+    // The decision's audit entry holds the record exactly as its row does
+    // (both the canonical JSON of the record, serialized once).
+    let rows: Vec<(String, String)> = s
+        .raw()
+        .prepare("SELECT id, record FROM decision ORDER BY num")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let entries = s.audit_entries(1, 100).unwrap();
+    for (id, record) in rows {
+        let e = entries
+            .iter()
+            .find(|e| e.action == "gate.decision" && e.subject == id)
+            .unwrap();
+        assert_eq!(e.payload, record);
+        assert_eq!(
+            e.payload,
+            omnigate_core::canonical::to_canonical_json(
+                &serde_json::to_value(s.decision(&id).unwrap().unwrap()).unwrap()
+            )
+        );
+    }
 }
 
 #[test]
@@ -278,4 +302,115 @@ fn contacts_follow_the_merge_group_and_cancellation_skips_what_was_sent() {
     assert_eq!(d2.detail.as_deref(), Some("campaign cancelled"));
     // Cancelled dispatches are not contacts.
     assert_eq!(s.contacts_since(&id("h1"), 0).unwrap().len(), 1);
+}
+
+/// Guards the gate's one-snapshot read (`gate_facts`, which resolves the
+/// merge group in one statement and reads wide and product consent
+/// together) against the reads it replaces, one call at a time, before and
+/// after merges and an unmerge.
+#[test]
+fn gate_facts_read_what_the_single_reads_read_across_merges() {
+    use omnigate_core::consent::{ConsentScope, ConsentSource, ConsentStatus, NewConsent};
+    use omnigate_core::ledger::{FactsQuery, GateFactsStore};
+    use omnigate_core::store::{ConsentQuery, ConsentStore, HcpStore};
+
+    let s = with_hcps(3);
+    let consent = |hcp: &str, product: Option<&str>, status, at| NewConsent {
+        scope: ConsentScope {
+            hcp: id(hcp),
+            channel: Channel::Email,
+            purpose: Purpose::Promotional,
+            market: "US".into(),
+            product: product.map(str::to_owned),
+        },
+        status,
+        source: ConsentSource::WebForm,
+        recorded_at: at,
+        recorded_by: "t".into(),
+    };
+    s.record_consents(
+        "t",
+        &[
+            consent("h1", None, ConsentStatus::OptIn, NOW - 5 * DAY),
+            consent(
+                "h2",
+                Some("cardiozen"),
+                ConsentStatus::OptOut,
+                NOW - 4 * DAY,
+            ),
+            consent("h3", None, ConsentStatus::OptOut, NOW - 3 * DAY),
+            consent("h3", Some("cardiozen"), ConsentStatus::OptIn, NOW - 6 * DAY),
+        ],
+    )
+    .unwrap();
+    s.record_decisions(
+        "e",
+        &[
+            decision(1, "h1", Verdict::Allow, "x"),
+            decision(2, "h2", Verdict::Allow, "x"),
+            decision(3, "h3", Verdict::Allow, "x"),
+        ],
+        &[
+            dispatch(1, "h1", NOW - DAY),
+            dispatch(2, "h2", NOW - 2 * DAY),
+            dispatch(3, "h3", NOW - 40 * DAY),
+        ],
+    )
+    .unwrap();
+    let check = |when: &str| {
+        for hcp in ["h1", "h2", "h3", "nobody"] {
+            for product in [None, Some("cardiozen")] {
+                let q = FactsQuery {
+                    hcp: id(hcp),
+                    version: VersionHash("ab".repeat(32)),
+                    item: Some("item".into()),
+                    consent: Some((
+                        None,
+                        Channel::Email,
+                        Purpose::Promotional,
+                        product.map(str::to_owned),
+                    )),
+                    contacts_since: NOW - 30 * DAY,
+                };
+                let facts = s.gate_facts(&q).unwrap();
+                assert_eq!(facts.profile, s.profile(&id(hcp)).unwrap(), "{when} {hcp}");
+                if facts.profile.is_none() {
+                    assert!(facts.consent.is_none() && facts.contacts.is_empty());
+                    continue;
+                }
+                let single = s
+                    .deciding_consent(&ConsentQuery {
+                        hcp: id(hcp),
+                        channel: Channel::Email,
+                        purpose: Purpose::Promotional,
+                        market: "US".into(),
+                        product: product.map(str::to_owned),
+                    })
+                    .unwrap();
+                assert_eq!(facts.consent, single, "{when} {hcp} {product:?}");
+                assert_eq!(
+                    facts.contacts,
+                    s.contacts_since(&id(hcp), NOW - 30 * DAY).unwrap(),
+                    "{when} {hcp}"
+                );
+            }
+        }
+    };
+    check("apart");
+    let m2 = s.merge_hcps("e", &id("h1"), &id("h2"), "same").unwrap();
+    s.merge_hcps("e", &id("h1"), &id("h3"), "same").unwrap();
+    check("merged");
+    let facts = s
+        .gate_facts(&FactsQuery {
+            hcp: id("h3"),
+            version: VersionHash("ab".repeat(32)),
+            item: None,
+            consent: Some((None, Channel::Email, Purpose::Promotional, None)),
+            contacts_since: NOW - 30 * DAY,
+        })
+        .unwrap();
+    // The group's contacts: h1's and h2's (h3's is older than 30 days).
+    assert_eq!(facts.contacts.len(), 2);
+    s.unmerge_hcps("e", m2, "not the same").unwrap();
+    check("unmerged");
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use omnigate_core::Channel;
 use omnigate_core::Store;
 use omnigate_core::campaign::{
     CampaignDefinition, CampaignId, CampaignRecord, CampaignState, Lease, MemberCounts,
@@ -23,7 +24,6 @@ use omnigate_core::campaign::{
 };
 use omnigate_core::event::now_millis;
 use omnigate_core::store::StoreError;
-use omnigate_core::Channel;
 use omnigate_runtime::{Plugin, PluginKind};
 use serde::Serialize;
 
@@ -291,9 +291,13 @@ impl Campaigns {
     ///
     /// Unknown, or not running.
     pub fn pause(&self, actor: &str, id: &CampaignId) -> Result<CampaignRecord, CampaignError> {
-        Ok(self
-            .store
-            .set_campaign_state(actor, id, CampaignState::Paused, "paused", now_millis())?)
+        Ok(self.store.set_campaign_state(
+            actor,
+            id,
+            CampaignState::Paused,
+            "paused",
+            now_millis(),
+        )?)
     }
 
     /// -> cancelled: queued dispatches are cancelled, pending members become
@@ -308,9 +312,13 @@ impl Campaigns {
         id: &CampaignId,
         note: &str,
     ) -> Result<CampaignRecord, CampaignError> {
-        Ok(self
-            .store
-            .set_campaign_state(actor, id, CampaignState::Cancelled, note, now_millis())?)
+        Ok(self.store.set_campaign_state(
+            actor,
+            id,
+            CampaignState::Cancelled,
+            note,
+            now_millis(),
+        )?)
     }
 
     /// Counts, rate and ETA.

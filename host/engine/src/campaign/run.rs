@@ -54,9 +54,7 @@ impl Campaigns {
             match def.window.and_then(|w| w.start) {
                 Some(start) if start > now => {
                     self.claim(id)?;
-                    std::thread::sleep(Duration::from_millis(
-                        (start - now).clamp(1, 1000) as u64,
-                    ));
+                    std::thread::sleep(Duration::from_millis((start - now).clamp(1, 1000) as u64));
                 }
                 _ => break,
             }
@@ -114,7 +112,9 @@ impl Campaigns {
                     after = None;
                     continue;
                 }
-                let left = self.store.members(id, Some(MemberOutcome::Pending), None, 1)?;
+                let left = self
+                    .store
+                    .members(id, Some(MemberOutcome::Pending), None, 1)?;
                 if left.is_empty() {
                     self.store.set_campaign_state(
                         actor,
@@ -480,9 +480,7 @@ impl Campaigns {
             .filter_map(|s| by_id.remove(&s.action_id).map(|a| (s, a)))
             .collect();
         // Highest score first; ties keep the definition's order.
-        ranked.sort_by(|(a, (ai, _)), (b, (bi, _))| {
-            b.score.total_cmp(&a.score).then(ai.cmp(bi))
-        });
+        ranked.sort_by(|(a, (ai, _)), (b, (bi, _))| b.score.total_cmp(&a.score).then(ai.cmp(bi)));
         for (_, (i, c)) in by_id {
             w.reasons.push(Reason {
                 version: Some(def.actions[i].version.clone()),
@@ -712,7 +710,6 @@ impl Campaigns {
         Ok(())
     }
 }
-
 
 /// The delay before the next attempt: `backoff * 2^(attempts-1)`, plus up
 /// to 50% jitter drawn from the dispatch id (spread, and stable).

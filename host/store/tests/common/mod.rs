@@ -35,9 +35,16 @@ impl TestStore {
         TestStore { dir, store }
     }
 
-    /// A second, raw connection to the same file, as a tamperer would use.
+    /// A second, raw connection to the same file, as a tamperer would use,
+    /// with the folds file attached (its tables are named without schema).
     pub fn raw(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.store.path()).unwrap()
+        let c = rusqlite::Connection::open(self.store.path()).unwrap();
+        c.execute(
+            "ATTACH DATABASE ?1 AS folds",
+            [self.store.folds_path().to_str().unwrap()],
+        )
+        .unwrap();
+        c
     }
 }
 
