@@ -235,6 +235,10 @@ pub struct Contact {
     pub channel: Channel,
     /// The campaign, if it came from one.
     pub campaign: Option<String>,
+    /// The dispatch (so that a dispatch put to the gate again is not
+    /// counted against itself).
+    #[serde(default)]
+    pub dispatch: Option<String>,
 }
 
 /// Which decisions to list. Empty fields match everything.

@@ -505,11 +505,9 @@ fn retryable_provider_failures_are_retried_with_backoff_and_a_dead_provider_fail
         .filter(|m| m.channel == Some(Channel::Email))
         .collect();
     assert!(!emailed.is_empty());
-    assert!(
-        emailed
-            .iter()
-            .all(|m| m.outcome == MemberOutcome::Dispatched)
-    );
+    for m in &emailed {
+        assert_eq!(m.outcome, MemberOutcome::Dispatched, "{m:?}");
+    }
     assert!(emailed.iter().any(|m| m.attempts > 1), "some were retried");
     assert!(w.sink.per_hcp().values().all(|n| *n == 1));
 

@@ -287,11 +287,22 @@ impl Gate {
         d.rules.extend(consent_rules);
         d.consent = consent;
         let features = store.features(&req.hcp, req.at)?;
+        // A dispatch put to the gate again (a retry, a resumed run) is in
+        // the ledger already: it does not count against itself.
+        let itself = |c: &omnigate_core::ledger::Contact| {
+            c.dispatch.as_deref() == Some(req.dispatch_id.as_str())
+        };
+        let others: std::borrow::Cow<'_, [omnigate_core::ledger::Contact]> =
+            if facts.contacts.iter().any(itself) {
+                facts.contacts.iter().filter(|c| !itself(c)).cloned().collect()
+            } else {
+                std::borrow::Cow::Borrowed(&facts.contacts)
+            };
         d.rules.extend(contact::caps(
             set,
             &subject,
             &profile,
-            &facts.contacts,
+            &others,
             &features,
         ));
         Ok(())

@@ -491,7 +491,7 @@ fn contacts_in_group(c: &Connection, group: &[i64], since: i64) -> StoreResult<V
     let mut out = Vec::new();
     let mut stmt = c
         .prepare_cached(
-            "SELECT planned_at, channel, campaign FROM dispatch
+            "SELECT planned_at, channel, campaign, id FROM dispatch
              WHERE hcp_num = ?1 AND planned_at >= ?2
                AND state IN ('queued', 'sending', 'sent')",
         )
@@ -503,17 +503,19 @@ fn contacts_in_group(c: &Connection, group: &[i64], since: i64) -> StoreResult<V
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
                 ))
             })
             .during(OP)?;
         for row in rows {
-            let (at, channel, campaign) = row.during(OP)?;
+            let (at, channel, campaign, id) = row.during(OP)?;
             out.push(Contact {
                 at,
                 channel: channel
                     .parse()
                     .map_err(|_| corrupt(OP, "channel", &channel))?,
                 campaign,
+                dispatch: Some(id),
             });
         }
     }
