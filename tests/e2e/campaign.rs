@@ -368,3 +368,54 @@ fn a_run_killed_with_sigkill_resumes_and_delivers_exactly_once() {
     let r = run_cli(&data, &["audit", "verify"], None);
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
+
+#[test]
+fn the_demo_runs_the_main_job_end_to_end_and_is_idempotent_on_its_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let plugins = packaged_plugins();
+    let demo = |data: &Path| {
+        let out = Command::new(omnigate())
+            .args(["demo", "--hcps", "300", "--format", "json", "--plugins"])
+            .arg(&plugins)
+            .arg("--data-dir")
+            .arg(data)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = demo(&data);
+    assert_eq!(first["seeded"], true);
+    assert_eq!(first["hcps"], 300);
+    let report = &first["report"];
+    assert_eq!(report["state"], "completed");
+    let outcomes = &report["outcomes"];
+    for key in ["dispatched", "blocked", "suppressed", "failed", "holdout"] {
+        assert!(outcomes[key].is_u64(), "{key} in {report}");
+    }
+    assert!(outcomes["dispatched"].as_u64().unwrap() > 0);
+    assert!(outcomes["holdout"].as_u64().unwrap() > 0);
+    assert_eq!(outcomes["pending"], 0);
+    // The unapproved draft with absolute claims and the expired version
+    // were blocked wherever the model ranked them; consent gaps too.
+    let blocked = &report["blocked_by_rule"];
+    for rule in ["content-not-approved", "content-expired", "consent-opt-in"] {
+        assert!(blocked[rule].as_u64().unwrap_or(0) > 0, "{rule} in {blocked}");
+    }
+    assert_eq!(
+        first["delivered_to_provider"].as_u64().unwrap(),
+        report["channels"]["email"]["dispatched"].as_u64().unwrap()
+    );
+    assert!(first["engagement_events"].as_u64().unwrap() > 0);
+
+    // A second run on the same directory seeds nothing and sends nothing.
+    let second = demo(&data);
+    assert_eq!(second["seeded"], false);
+    assert_eq!(second["hcps"], 300);
+    assert_eq!(second["delivered_to_provider"], 0);
+    assert_eq!(second["report"]["outcomes"], first["report"]["outcomes"]);
+    let r = run_cli(&data, &["audit", "verify"], None);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}

@@ -5,6 +5,7 @@
 mod audit;
 mod campaign;
 mod data;
+mod demo;
 mod gate;
 mod plugins;
 mod policy;
@@ -52,6 +53,10 @@ enum Command {
     Campaign(campaign::CampaignArgs),
     /// A campaign's report: outcomes, blocks by rule, suppressions, channels.
     Report(campaign::ReportArgs),
+    /// The main job on a sample world: seed synthetic HCPs and content, run
+    /// a campaign through the bundled plugins against a loopback provider,
+    /// feed back engagement, print the report.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Command::Decisions(args) => gate::decisions(args),
         Command::Campaign(args) => campaign::campaign(args),
         Command::Report(args) => campaign::run_report(args),
+        Command::Demo(args) => demo::demo(args),
     }
 }
 
