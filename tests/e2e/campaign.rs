@@ -383,7 +383,11 @@ fn the_demo_runs_the_main_job_end_to_end_and_is_idempotent_on_its_data_directory
             .current_dir(repo())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
     let first = demo(&data);
@@ -402,7 +406,10 @@ fn the_demo_runs_the_main_job_end_to_end_and_is_idempotent_on_its_data_directory
     // were blocked wherever the model ranked them; consent gaps too.
     let blocked = &report["blocked_by_rule"];
     for rule in ["content-not-approved", "content-expired", "consent-opt-in"] {
-        assert!(blocked[rule].as_u64().unwrap_or(0) > 0, "{rule} in {blocked}");
+        assert!(
+            blocked[rule].as_u64().unwrap_or(0) > 0,
+            "{rule} in {blocked}"
+        );
     }
     assert_eq!(
         first["delivered_to_provider"].as_u64().unwrap(),

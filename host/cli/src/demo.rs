@@ -77,14 +77,16 @@ fn run(args: DemoArgs) -> Result<(), Failure> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("omnigate-demo-{}", now_millis())),
     };
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
-        Failure::Usage(format!("cannot create `{}`: {e}", data_dir.display()))
-    })?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(StoreOptions::new(&data_dir)).map_err(|e| {
-            Failure::Usage(format!("cannot open the store in `{}`: {e}", data_dir.display()))
-        })?,
-    );
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| Failure::Usage(format!("cannot create `{}`: {e}", data_dir.display())))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::new(&data_dir)).map_err(
+        |e| {
+            Failure::Usage(format!(
+                "cannot open the store in `{}`: {e}",
+                data_dir.display()
+            ))
+        },
+    )?);
     let sink = MailSink::start_on(args.provider_port)
         .map_err(|e| Failure::Usage(format!("cannot start the loopback provider: {e}")))?;
     // The bundled plugins, the e-mail adapter pointed at the provider.
@@ -95,7 +97,9 @@ fn run(args: DemoArgs) -> Result<(), Failure> {
         policies: args.dirs.policies.clone(),
     };
     let id = CampaignId::new(DEMO_CAMPAIGN).map_err(Failure::Usage)?;
-    let existing = store.campaign(&id).map_err(|e| Failure::Service(e.into()))?;
+    let existing = store
+        .campaign(&id)
+        .map_err(|e| Failure::Service(e.into()))?;
     let seeded = existing.is_none();
     if seeded {
         if format == Format::Text {
@@ -181,7 +185,9 @@ fn point_adapter(from: &Path, to: &Path, endpoint: &str) -> Result<(), Failure> 
     std::fs::create_dir_all(to).map_err(fail)?;
     for entry in std::fs::read_dir(from).map_err(fail)? {
         let path = entry.map_err(fail)?.path();
-        let Some(name) = path.file_name() else { continue };
+        let Some(name) = path.file_name() else {
+            continue;
+        };
         match path.extension().and_then(|e| e.to_str()) {
             Some("wasm") => {
                 std::fs::copy(&path, to.join(name)).map_err(fail)?;
@@ -253,8 +259,14 @@ struct Versions {
 fn body(text: &str, channels: &[Channel], expires_at: Option<UnixMillis>) -> ContentBody {
     ContentBody {
         parts: BTreeMap::from([
-            ("subject".into(), "Cardiozen: for your patients with hypertension".into()),
-            ("text".into(), format!("{{{{salutation}}}} {{{{name}}}},\n\n{text}")),
+            (
+                "subject".into(),
+                "Cardiozen: for your patients with hypertension".into(),
+            ),
+            (
+                "text".into(),
+                format!("{{{{salutation}}}} {{{{name}}}},\n\n{text}"),
+            ),
             ("isi".into(), FOOTER.into()),
         ]),
         variants: BTreeMap::new(),
@@ -355,13 +367,23 @@ fn seed(store_arc: &Arc<dyn Store>, policies: &Path, n: usize) -> Result<Version
             ];
             push(EventType::EmailDelivered, Channel::Email, at, &base);
             if rng.u32(0..100) < 40 {
-                push(EventType::EmailOpened, Channel::Email, at + 3_600_000, &base);
+                push(
+                    EventType::EmailOpened,
+                    Channel::Email,
+                    at + 3_600_000,
+                    &base,
+                );
                 if rng.u32(0..100) < 35 {
                     let mut click = base.to_vec();
-                    click.push(("url".into(), "https://cardiozen.example/efficacy".into()));
-                    click.push(("topic".into(), "efficacy".into()));
-                    click.push(("brand".into(), "cardiozen".into()));
-                    push(EventType::EmailClicked, Channel::Email, at + 7_200_000, &click);
+                    click.push(("url", "https://cardiozen.example/efficacy".into()));
+                    click.push(("topic", "efficacy".into()));
+                    click.push(("brand", "cardiozen".into()));
+                    push(
+                        EventType::EmailClicked,
+                        Channel::Email,
+                        at + 7_200_000,
+                        &click,
+                    );
                 }
             }
         }
@@ -468,14 +490,13 @@ fn seed(store_arc: &Arc<dyn Store>, policies: &Path, n: usize) -> Result<Version
 }
 
 fn campaign(v: &Versions) -> CampaignDefinition {
-    let action = |version: &VersionHash, channels: &[Channel], topic: &str, stage: &str| {
-        ActionSpec {
+    let action =
+        |version: &VersionHash, channels: &[Channel], topic: &str, stage: &str| ActionSpec {
             version: version.clone(),
             channels: channels.to_vec(),
             topics: vec![topic.into()],
             stage: Some(stage.into()),
-        }
-    };
+        };
     CampaignDefinition {
         id: CampaignId::new(DEMO_CAMPAIGN).unwrap_or_else(|_| unreachable!()),
         name: "Cardiozen dosing, cardiologists and GPs".into(),
@@ -490,7 +511,12 @@ fn campaign(v: &Versions) -> CampaignDefinition {
         actions: vec![
             action(&v.draft, &[Channel::Email], "efficacy", "awareness"),
             action(&v.expired, &[Channel::Email], "dosing", "awareness"),
-            action(&v.dosing, &[Channel::Email, Channel::RepVisit], "dosing", "interest"),
+            action(
+                &v.dosing,
+                &[Channel::Email, Channel::RepVisit],
+                "dosing",
+                "interest",
+            ),
             action(&v.webinar, &[Channel::Email], "education", "consideration"),
         ],
         channels: vec![Channel::Email, Channel::RepVisit],
@@ -516,14 +542,19 @@ fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usiz
     let now = now_millis();
     let mut events = Vec::new();
     for d in sink.delivered() {
-        let Ok(hcp) = HcpId::new(d.hcp_id.clone()) else { continue };
+        let Ok(hcp) = HcpId::new(d.hcp_id.clone()) else {
+            continue;
+        };
         let Some(dispatch) = store.dispatch(&d.dispatch_id).map_err(err)? else {
             continue;
         };
         let attrs = |extra: &[(&str, &str)]| {
             let mut m = serde_json::Map::new();
             m.insert("dispatch_id".into(), d.dispatch_id.clone().into());
-            m.insert("content_version".into(), dispatch.dispatch.version.0.clone().into());
+            m.insert(
+                "content_version".into(),
+                dispatch.dispatch.version.0.clone().into(),
+            );
             m.insert("provider_message_id".into(), d.message_id.clone().into());
             for (k, v) in extra {
                 m.insert((*k).into(), (*v).into());
@@ -560,7 +591,10 @@ fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usiz
     let members = store
         .members(id, Some(MemberOutcome::Dispatched), None, 100_000)
         .map_err(err)?;
-    for m in members.iter().filter(|m| m.channel == Some(Channel::RepVisit)) {
+    for m in members
+        .iter()
+        .filter(|m| m.channel == Some(Channel::RepVisit))
+    {
         let Some(sid) = &m.dispatch else { continue };
         let Some(s) = store.suggestion(sid, now).map_err(err)? else {
             continue;

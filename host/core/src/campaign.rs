@@ -609,6 +609,9 @@ pub struct CampaignRecord {
     pub updated_at: UnixMillis,
     /// When its audience was resolved (members recorded), if it was.
     pub resolved_at: Option<UnixMillis>,
+    /// The last lease taken on its run (expired when `until` has passed).
+    #[serde(default)]
+    pub lease: Option<Lease>,
 }
 
 /// What became of one HCP of a campaign's audience.

@@ -96,9 +96,9 @@ struct World {
 /// How each HCP is set up, by index.
 fn kind(i: usize) -> &'static str {
     match i % 5 {
-        0 | 1 | 2 => "email", // e-mail and rep-visit opt-in
-        3 => "rep-only",      // rep-visit opt-in, e-mail opt-out
-        _ => "none",          // nothing on record
+        0..=2 => "email", // e-mail and rep-visit opt-in
+        3 => "rep-only",  // rep-visit opt-in, e-mail opt-out
+        _ => "none",      // nothing on record
     }
 }
 

@@ -294,17 +294,17 @@ impl Gate {
         };
         let others: std::borrow::Cow<'_, [omnigate_core::ledger::Contact]> =
             if facts.contacts.iter().any(itself) {
-                facts.contacts.iter().filter(|c| !itself(c)).cloned().collect()
+                facts
+                    .contacts
+                    .iter()
+                    .filter(|c| !itself(c))
+                    .cloned()
+                    .collect()
             } else {
                 std::borrow::Cow::Borrowed(&facts.contacts)
             };
-        d.rules.extend(contact::caps(
-            set,
-            &subject,
-            &profile,
-            &others,
-            &features,
-        ));
+        d.rules
+            .extend(contact::caps(set, &subject, &profile, &others, &features));
         Ok(())
     }
 }

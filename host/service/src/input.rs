@@ -692,6 +692,31 @@ pub fn short_text(s: &str, at: &Location, what: &str, max: usize) -> ServiceResu
     Ok(t.to_owned())
 }
 
+/// A campaign definition (a JSON document): parsed field by field, then
+/// checked as a whole; the first problem is reported with its JSON path.
+///
+/// # Errors
+///
+/// What is wrong, and where.
+pub fn campaign_definition(
+    v: Value,
+    at: &Location,
+) -> ServiceResult<omnigate_core::campaign::CampaignDefinition> {
+    object(&v, at, "a campaign definition")?;
+    let def: omnigate_core::campaign::CampaignDefinition = typed(v, at)?;
+    match def.problems().into_iter().next() {
+        None => Ok(def),
+        Some(p) => {
+            let path = if p.path.starts_with('[') {
+                p.path
+            } else {
+                format!(".{}", p.path)
+            };
+            Err(ServiceError::invalid(at.child(&path), p.message))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -819,30 +844,5 @@ mod tests {
                 .starts_with("line 3 of hcps.jsonl: not valid JSON"),
             "{e}"
         );
-    }
-}
-
-/// A campaign definition (a JSON document): parsed field by field, then
-/// checked as a whole; the first problem is reported with its JSON path.
-///
-/// # Errors
-///
-/// What is wrong, and where.
-pub fn campaign_definition(
-    v: Value,
-    at: &Location,
-) -> ServiceResult<omnigate_core::campaign::CampaignDefinition> {
-    object(&v, at, "a campaign definition")?;
-    let def: omnigate_core::campaign::CampaignDefinition = typed(v, at)?;
-    match def.problems().into_iter().next() {
-        None => Ok(def),
-        Some(p) => {
-            let path = if p.path.starts_with('[') {
-                p.path
-            } else {
-                format!(".{}", p.path)
-            };
-            Err(ServiceError::invalid(at.child(&path), p.message))
-        }
     }
 }

@@ -20,12 +20,10 @@ use serde_json::json;
 use crate::db::{During, SqliteStore, corrupt};
 use crate::ledger::cancel_in;
 
-const CAMPAIGN_COLUMNS: &str =
-    "num, definition, definition_sha256, state, created_by, created_at, updated_at, resolved_at";
+const CAMPAIGN_COLUMNS: &str = "num, definition, definition_sha256, state, created_by, created_at, \
+     updated_at, resolved_at, lease_owner, lease_until";
 
-fn campaign_row(
-    r: &Row<'_>,
-) -> rusqlite::Result<(i64, String, String, String, String, i64, i64, Option<i64>)> {
+fn campaign_row(r: &Row<'_>) -> rusqlite::Result<CampaignRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -35,13 +33,26 @@ fn campaign_row(
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
     ))
 }
 
-type CampaignRow = (i64, String, String, String, String, i64, i64, Option<i64>);
+type CampaignRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
 
 fn to_record(op: &'static str, row: CampaignRow) -> StoreResult<(i64, CampaignRecord)> {
-    let (num, def, sha, state, by, created, updated, resolved) = row;
+    let (num, def, sha, state, by, created, updated, resolved, owner, until) = row;
     let definition: CampaignDefinition = serde_json::from_str(&def).during(op)?;
     let state =
         CampaignState::parse(&state).ok_or_else(|| corrupt(op, "campaign state", &state))?;
@@ -55,6 +66,10 @@ fn to_record(op: &'static str, row: CampaignRow) -> StoreResult<(i64, CampaignRe
             created_at: created,
             updated_at: updated,
             resolved_at: resolved,
+            lease: match (owner, until) {
+                (Some(owner), Some(until)) => Some(Lease { owner, until }),
+                _ => None,
+            },
         },
     ))
 }

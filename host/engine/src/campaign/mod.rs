@@ -330,12 +330,7 @@ impl Campaigns {
         let record = self.record(id)?;
         let now = now_millis();
         let counts = self.store.member_counts(id, now)?;
-        // Peek at the lease without taking it: claiming for an owner that
-        // cannot exist reports the holder.
-        let runner = match self.store.claim_campaign(id, "", now, 0)? {
-            Err(lease) => Some(lease),
-            Ok(()) => None,
-        };
+        let runner = record.lease.clone().filter(|l| l.until > now);
         Ok(Status::new(&record, &counts, runner))
     }
 
