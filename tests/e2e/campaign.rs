@@ -416,6 +416,18 @@ fn the_demo_runs_the_main_job_end_to_end_and_is_idempotent_on_its_data_directory
         report["channels"]["email"]["dispatched"].as_u64().unwrap()
     );
     assert!(first["engagement_events"].as_u64().unwrap() > 0);
+    // The closed loop: engagement with the dispatches, rep follow-up, lift.
+    assert!(
+        report["engagement"]["email"]["email-opened"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(report["suggestions"]["done"].is_u64());
+    let lift = &report["lift"];
+    assert!(lift["treated"]["hcps"].as_u64().unwrap() > 0);
+    assert_eq!(lift["holdout"]["hcps"], outcomes["holdout"]);
+    assert_eq!(lift["ci95"].as_array().unwrap().len(), 2);
 
     // A second run on the same directory seeds nothing and sends nothing.
     let second = demo(&data);

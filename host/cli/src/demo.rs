@@ -632,6 +632,35 @@ fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usiz
             attributes: a,
         });
     }
+    // Webinar attendance (which moves HCPs to `consideration`): some
+    // attend on their own, treated HCPs who got something more often. A
+    // simulation, so that the report's lift has something to measure.
+    let mut after = None;
+    loop {
+        let page = store.members(id, None, after.as_ref(), 1000).map_err(err)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.hcp.clone());
+        for m in &page {
+            let reached = m.outcome == MemberOutcome::Dispatched;
+            let p = if reached { 14 } else { 4 };
+            if rng.u32(0..100) < p {
+                let mut a = serde_json::Map::new();
+                a.insert("webinar_id".into(), "cardiozen-dosing-live".into());
+                a.insert("brand".into(), "cardiozen".into());
+                if let Some(d) = &m.dispatch {
+                    a.insert("dispatch_id".into(), d.clone().into());
+                }
+                events.push(NewEvent {
+                    id: format!("demo-webinar-{}", m.hcp),
+                    hcp: m.hcp.clone(),
+                    event_type: EventType::WebinarAttended,
+                    channel: Channel::Webinar,
+                    occurred_at: now + 3_600_000,
+                    attributes: a,
+                });
+            }
+        }
+    }
     let n = events.len();
     for (k, chunk) in events.chunks(10_000).enumerate() {
         store

@@ -840,6 +840,25 @@ pub trait CampaignStore {
     fn member_counts(&self, id: &CampaignId, now: UnixMillis) -> StoreResult<MemberCounts>;
     /// The gate's decisions for the campaign, counted.
     fn campaign_decisions(&self, id: &CampaignId) -> StoreResult<DecisionCounts>;
+    /// Engagement events that name one of the campaign's dispatches (in
+    /// their `dispatch_id` attribute), counted by channel, content version
+    /// and event type.
+    fn campaign_engagement(&self, id: &CampaignId) -> StoreResult<Vec<EngagementCount>>;
+}
+
+/// Engagement with a campaign's dispatches, counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngagementCount {
+    /// The channel of the dispatch.
+    pub channel: Channel,
+    /// Its content version.
+    pub version: VersionHash,
+    /// What happened.
+    pub event: EventType,
+    /// How many events.
+    pub events: u64,
+    /// How many distinct HCPs.
+    pub hcps: u64,
 }
 
 /// A campaign's gate decisions, counted.

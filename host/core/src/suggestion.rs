@@ -88,9 +88,12 @@ pub struct SuggestionFilter {
     pub rep: Option<String>,
     /// Only this HCP's.
     pub hcp: Option<HcpId>,
+    /// Only from this campaign or journey.
+    #[serde(default)]
+    pub campaign: Option<String>,
     /// Only in this state.
     pub state: Option<SuggestionState>,
-    /// At most this many (capped at 1,000).
+    /// At most this many (capped at 100,000; 0: 100).
     pub limit: usize,
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use omnigate_core::campaign::{CampaignId, MemberOutcome};
 use omnigate_core::event::now_millis;
+use omnigate_core::suggestion::SuggestionFilter;
 use omnigate_core::{Channel, Store};
 use serde::Serialize;
 
@@ -53,6 +54,85 @@ pub struct Report {
     pub channels: BTreeMap<Channel, ChannelReport>,
     /// Gate decisions in all.
     pub decisions: u64,
+    /// Engagement with the campaign's dispatches per channel: event type ->
+    /// events.
+    pub engagement: BTreeMap<Channel, BTreeMap<String, u64>>,
+    /// The same per content version.
+    pub content: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Rep suggestions by state (`open`, `done`, `dismissed`, `expired`):
+    /// the rep follow-up.
+    pub suggestions: BTreeMap<String, u64>,
+    /// Journey moves of treated members since the audience was resolved,
+    /// keyed `from->to` (`none` for no stage yet).
+    pub stage_progression: BTreeMap<String, u64>,
+    /// Treated vs holdout on the goal metric.
+    pub lift: Lift,
+}
+
+/// One arm of the comparison.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Arm {
+    /// Members in the arm.
+    pub hcps: u64,
+    /// Of which met the metric.
+    pub met: u64,
+    /// `met / hcps` (0 for an empty arm).
+    pub rate: f64,
+}
+
+/// Treated vs holdout.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lift {
+    /// What is compared.
+    pub metric: String,
+    /// Every member not held out (intention to treat: suppressed and failed
+    /// members count too).
+    pub treated: Arm,
+    /// The holdout.
+    pub holdout: Arm,
+    /// Treated rate minus holdout rate (absolute), when both arms have
+    /// members.
+    pub difference: Option<f64>,
+    /// Its 95% confidence interval (normal approximation for a difference
+    /// of two proportions).
+    pub ci95: Option<[f64; 2]>,
+    /// Whether the interval excludes 0.
+    pub significant: bool,
+}
+
+impl Lift {
+    fn of(metric: &str, treated: Arm, holdout: Arm) -> Lift {
+        let (difference, ci95) = if treated.hcps > 0 && holdout.hcps > 0 {
+            let (pt, ph) = (treated.rate, holdout.rate);
+            let se = (pt * (1.0 - pt) / treated.hcps as f64
+                + ph * (1.0 - ph) / holdout.hcps as f64)
+                .sqrt();
+            let d = pt - ph;
+            (Some(d), Some([d - 1.96 * se, d + 1.96 * se]))
+        } else {
+            (None, None)
+        };
+        Lift {
+            metric: metric.to_owned(),
+            significant: ci95.is_some_and(|[lo, hi]| lo > 0.0 || hi < 0.0),
+            treated,
+            holdout,
+            difference,
+            ci95,
+        }
+    }
+}
+
+fn arm(hcps: u64, met: u64) -> Arm {
+    Arm {
+        hcps,
+        met,
+        rate: if hcps == 0 {
+            0.0
+        } else {
+            met as f64 / hcps as f64
+        },
+    }
 }
 
 /// Builds the report of a campaign.
@@ -87,6 +167,73 @@ pub fn report(store: &dyn Store, id: &CampaignId) -> Result<Report, CampaignErro
         channels.entry(*c).or_default().blocked = *n;
     }
     let def = &record.definition;
+    let mut engagement: BTreeMap<Channel, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut content: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for e in store.campaign_engagement(id)? {
+        *engagement
+            .entry(e.channel)
+            .or_default()
+            .entry(e.event.as_str().to_owned())
+            .or_default() += e.events;
+        *content
+            .entry(e.version.0.clone())
+            .or_default()
+            .entry(e.event.as_str().to_owned())
+            .or_default() += e.events;
+    }
+    let mut suggestions: BTreeMap<String, u64> = ["open", "done", "dismissed", "expired"]
+        .into_iter()
+        .map(|k| (k.to_owned(), 0))
+        .collect();
+    for s in store.suggestions(
+        &SuggestionFilter {
+            campaign: Some(def.id.to_string()),
+            limit: 100_000,
+            ..SuggestionFilter::default()
+        },
+        now_millis(),
+    )? {
+        *suggestions.entry(s.state.as_str().to_owned()).or_default() += 1;
+    }
+    // Journey progression, member by member.
+    let ladder = def.goal.ladder();
+    let rank = |s: &Option<String>| {
+        s.as_ref()
+            .and_then(|s| ladder.iter().position(|x| x == s))
+            .map_or(-1, |p| p as i64)
+    };
+    let since = record.resolved_at.unwrap_or(record.created_at);
+    let mut stage_progression: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut treated, mut held) = ((0u64, 0u64), (0u64, 0u64));
+    let mut after = None;
+    loop {
+        let page = store.members(id, None, after.as_ref(), 1000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.hcp.clone());
+        for m in &page {
+            let moves: Vec<_> = store
+                .journey_history(&m.hcp, &def.product)?
+                .into_iter()
+                .filter(|t| t.at >= since && rank(&Some(t.to.clone())) > rank(&t.from))
+                .collect();
+            let arm = if m.holdout { &mut held } else { &mut treated };
+            arm.0 += 1;
+            if !moves.is_empty() {
+                arm.1 += 1;
+            }
+            if !m.holdout {
+                for t in moves {
+                    let key = format!("{}->{}", t.from.as_deref().unwrap_or("none"), t.to);
+                    *stage_progression.entry(key).or_default() += 1;
+                }
+            }
+        }
+    }
+    let lift = Lift::of(
+        "moved at least one stage up the product's journey ladder since the audience was resolved",
+        arm(treated.0, treated.1),
+        arm(held.0, held.1),
+    );
     Ok(Report {
         campaign: def.id.to_string(),
         name: def.name.clone(),
@@ -100,6 +247,11 @@ pub fn report(store: &dyn Store, id: &CampaignId) -> Result<Report, CampaignErro
         suppressed_by_rule: counts.suppressed_by_rule,
         channels,
         decisions: decisions.decisions,
+        engagement,
+        content,
+        suggestions,
+        stage_progression,
+        lift,
     })
 }
 
@@ -128,6 +280,52 @@ impl Report {
             for (k, v) in &self.suppressed_by_rule {
                 out.push_str(&format!("  {k:<32} {v}\n"));
             }
+        }
+        if !self.engagement.is_empty() {
+            out.push_str("\nengagement with the campaign's dispatches\n");
+            for (c, kinds) in &self.engagement {
+                let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                out.push_str(&format!("  {:<14} {}\n", c.as_str(), list.join(", ")));
+            }
+        }
+        out.push_str(&format!(
+            "\nrep suggestions: {}\n",
+            self.suggestions
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if !self.stage_progression.is_empty() {
+            out.push_str("\njourney moves of treated members\n");
+            for (k, n) in &self.stage_progression {
+                out.push_str(&format!("  {k:<32} {n}\n"));
+            }
+        }
+        let l = &self.lift;
+        out.push_str(&format!(
+            "\nlift ({})\n  treated {}/{} ({:.1}%), holdout {}/{} ({:.1}%)\n",
+            l.metric,
+            l.treated.met,
+            l.treated.hcps,
+            100.0 * l.treated.rate,
+            l.holdout.met,
+            l.holdout.hcps,
+            100.0 * l.holdout.rate
+        ));
+        match (l.difference, l.ci95) {
+            (Some(d), Some([lo, hi])) => out.push_str(&format!(
+                "  difference {:+.1} points, 95% CI [{:+.1}, {:+.1}]{}\n",
+                100.0 * d,
+                100.0 * lo,
+                100.0 * hi,
+                if l.significant {
+                    ""
+                } else {
+                    " (not significant)"
+                }
+            )),
+            _ => out.push_str("  no comparison: an arm is empty\n"),
         }
         if !self.channels.is_empty() {
             out.push_str("\nper channel      dispatched    blocked     failed\n");

@@ -413,6 +413,63 @@ fn a_campaign_walks_each_ranking_through_the_gate_and_records_every_outcome() {
     );
     assert!(r.suppressed_by_rule.contains_key("consent-opt-in"));
 
+    // Closed loop: the provider reports opens; some treated HCPs attend a
+    // webinar (a journey move), no held-out one does.
+    let mut events = Vec::new();
+    let mut attended = 0u64;
+    for m in &members {
+        let (Some(d), Some(Channel::Email)) = (&m.dispatch, m.channel) else {
+            continue;
+        };
+        let attrs = |extra: &[(&str, &str)]| {
+            let mut a = serde_json::Map::new();
+            a.insert("dispatch_id".into(), d.clone().into());
+            a.insert("content_version".into(), w.approved.0.clone().into());
+            for (k, v) in extra {
+                a.insert((*k).into(), (*v).into());
+            }
+            a
+        };
+        events.push(omnigate_core::NewEvent {
+            id: format!("open-{d}"),
+            hcp: m.hcp.clone(),
+            event_type: omnigate_core::EventType::EmailOpened,
+            channel: Channel::Email,
+            occurred_at: now_millis(),
+            attributes: attrs(&[]),
+        });
+        if attended < 10 {
+            attended += 1;
+            events.push(omnigate_core::NewEvent {
+                id: format!("webinar-{d}"),
+                hcp: m.hcp.clone(),
+                event_type: omnigate_core::EventType::WebinarAttended,
+                channel: Channel::Webinar,
+                occurred_at: now_millis(),
+                attributes: attrs(&[("webinar_id", "w1"), ("brand", "cardiozen")]),
+            });
+        }
+    }
+    let opens = events.len() as u64 - attended;
+    omnigate_core::store::EventStore::ingest(&*w.store, "provider", "b1", &events).unwrap();
+    let r = report(&*w.campaigns_store(), &def.id).unwrap();
+    assert_eq!(r.engagement[&Channel::Email]["email-opened"], opens);
+    assert_eq!(r.content[&w.approved.0]["email-opened"], opens);
+    assert_eq!(r.lift.treated.hcps, members.len() as u64 - holdout);
+    assert_eq!(r.lift.treated.met, attended);
+    assert_eq!(r.lift.holdout.hcps, holdout);
+    assert_eq!(r.lift.holdout.met, 0);
+    let d = r.lift.difference.unwrap();
+    assert!((d - attended as f64 / r.lift.treated.hcps as f64).abs() < 1e-9);
+    let [lo, hi] = r.lift.ci95.unwrap();
+    assert!(lo < d && d < hi);
+    assert_eq!(r.stage_progression["none->consideration"], attended);
+    assert_eq!(
+        r.suggestions["open"],
+        suggestions.len() as u64,
+        "every suggestion is open"
+    );
+
     // A completed campaign does not run again.
     let again = w.campaigns.start("marketer", &def.id).unwrap_err();
     assert!(

@@ -6,7 +6,7 @@ use omnigate_core::Channel;
 use omnigate_core::audit::NewAuditEntry;
 use omnigate_core::campaign::{
     CampaignDefinition, CampaignId, CampaignRecord, CampaignState, CampaignStore, DecisionCounts,
-    Lease, Member, MemberCounts, MemberOutcome, MemberUpdate, Reason,
+    EngagementCount, Lease, Member, MemberCounts, MemberOutcome, MemberUpdate, Reason,
 };
 use omnigate_core::canonical::{canonical_json_of, sha256_hex};
 use omnigate_core::content::VersionHash;
@@ -616,6 +616,53 @@ impl CampaignStore for SqliteStore {
                 out.blocked_by_rule.insert(rule, n.unsigned_abs());
             }
             Ok(out)
+        })
+    }
+
+    fn campaign_engagement(&self, id: &CampaignId) -> StoreResult<Vec<EngagementCount>> {
+        const OP: &str = "count a campaign's engagement";
+        self.read(OP, |c| {
+            // The campaign's dispatches, then the events naming them: one
+            // pass over the log (events carry the dispatch id only in their
+            // attributes).
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT d.channel, d.version, t.name, count(*), count(DISTINCT e.hcp_num)
+                     FROM event AS e
+                     JOIN event_type_code AS t ON t.code = e.type
+                     JOIN dispatch AS d ON d.id = json_extract(e.attributes, '$.dispatch_id')
+                     WHERE d.campaign = ?1
+                     GROUP BY d.channel, d.version, t.name
+                     ORDER BY d.channel, d.version, t.name",
+                )
+                .during(OP)?;
+            let rows = stmt
+                .query_map([id.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .during(OP)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .during(OP)?;
+            rows.into_iter()
+                .map(|(channel, version, event, n, hcps)| {
+                    Ok(EngagementCount {
+                        channel: channel
+                            .parse()
+                            .map_err(|_| corrupt(OP, "channel", &channel))?,
+                        version: VersionHash(version),
+                        event: serde_json::from_value(serde_json::Value::String(event.clone()))
+                            .map_err(|_| corrupt(OP, "event type", &event))?,
+                        events: n.unsigned_abs(),
+                        hcps: hcps.unsigned_abs(),
+                    })
+                })
+                .collect()
         })
     }
 

@@ -175,6 +175,10 @@ impl SuggestionStore for SqliteStore {
             args.push(rep.clone().into());
             sql.push_str(&format!(" AND rep = ?{}", args.len()));
         }
+        if let Some(campaign) = &filter.campaign {
+            args.push(campaign.clone().into());
+            sql.push_str(&format!(" AND campaign = ?{}", args.len()));
+        }
         if let Some(hcp) = &filter.hcp {
             args.push(hcp.as_str().to_owned().into());
             sql.push_str(&format!(" AND hcp = ?{}", args.len()));
@@ -203,7 +207,7 @@ impl SuggestionStore for SqliteStore {
         let limit = if filter.limit == 0 {
             100
         } else {
-            filter.limit.min(1000)
+            filter.limit.min(100_000)
         };
         sql.push_str(&format!(" ORDER BY due_at, id LIMIT {limit}"));
         self.read(OP, |c| {
