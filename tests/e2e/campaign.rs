@@ -438,3 +438,67 @@ fn the_demo_runs_the_main_job_end_to_end_and_is_idempotent_on_its_data_directory
     let r = run_cli(&data, &["audit", "verify"], None);
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
+
+#[test]
+fn a_rep_works_the_suggestion_queue_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = Command::new(omnigate())
+        .args(["demo", "--hcps", "120", "--format", "json", "--plugins"])
+        .arg(packaged_plugins())
+        .arg("--data-dir")
+        .arg(&data)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The demo's reps closed their suggestions: each is done or dismissed.
+    let done = ok(
+        &data,
+        &[
+            "suggestions",
+            "list",
+            "--campaign",
+            "demo-cardiozen-dosing",
+            "--state",
+            "done",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let done = done.as_array().unwrap();
+    assert!(!done.is_empty());
+    let id = done[0]["id"].as_str().unwrap();
+    assert!(!done[0]["rationale"].as_str().unwrap().is_empty());
+    // Closing again is refused (exit 1); a dismissal without a reason is a
+    // usage error (exit 2).
+    let r = run_cli(
+        &data,
+        &[
+            "suggestions",
+            "dismiss",
+            id,
+            "--reason",
+            "no",
+            "--actor",
+            "rep-01",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot be closed"), "{}", r.stderr);
+    let r = run_cli(
+        &data,
+        &["suggestions", "dismiss", id, "--actor", "rep-01"],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = run_cli(&data, &["suggestions", "list", "--state", "later"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("unknown state"), "{}", r.stderr);
+}

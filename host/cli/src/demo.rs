@@ -540,6 +540,7 @@ fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usiz
     let err = |e: omnigate_core::StoreError| Failure::Service(e.into());
     let mut rng = fastrand::Rng::with_seed(7);
     let now = now_millis();
+    let mut closed = 0;
     let mut events = Vec::new();
     for d in sink.delivered() {
         let Ok(hcp) = HcpId::new(d.hcp_id.clone()) else {
@@ -603,34 +604,20 @@ fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usiz
             continue;
         }
         let rep = s.rep.clone().unwrap_or_else(|| "rep-00".into());
-        let (state, kind, reason) = if rng.u32(0..100) < 67 {
+        let (state, reason) = if rng.u32(0..100) < 67 {
             (
                 omnigate_core::suggestion::SuggestionState::Done,
-                EventType::SuggestionDone,
                 "discussed the dosing guide",
             )
         } else {
             (
                 omnigate_core::suggestion::SuggestionState::Dismissed,
-                EventType::SuggestionDismissed,
                 "HCP on leave",
             )
         };
-        store
-            .close_suggestion(&rep, sid, state, reason, now)
-            .map_err(err)?;
-        let mut a = serde_json::Map::new();
-        a.insert("suggestion_id".into(), sid.clone().into());
-        a.insert("rep_id".into(), rep.clone().into());
-        a.insert("reason".into(), reason.into());
-        events.push(NewEvent {
-            id: format!("{sid}-{}", kind.as_str()),
-            hcp: m.hcp.clone(),
-            event_type: kind,
-            channel: Channel::RepVisit,
-            occurred_at: now,
-            attributes: a,
-        });
+        // The rep's feedback: an event (counted below) and the close.
+        omnigate_engine::suggest::close(store, &rep, sid, state, reason, now).map_err(err)?;
+        closed += 1;
     }
     // Webinar attendance (which moves HCPs to `consideration`): some
     // attend on their own, treated HCPs who got something more often. A
@@ -661,7 +648,7 @@ fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usiz
             }
         }
     }
-    let n = events.len();
+    let n = events.len() + closed;
     for (k, chunk) in events.chunks(10_000).enumerate() {
         store
             .ingest(ACTOR, &format!("demo-engagement-{k}"), chunk)

@@ -10,6 +10,7 @@ mod gate;
 mod plugins;
 mod policy;
 mod serve;
+mod suggestions;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,9 @@ enum Command {
     Campaign(campaign::CampaignArgs),
     /// A campaign's report: outcomes, blocks by rule, suppressions, channels.
     Report(campaign::ReportArgs),
+    /// Rep suggestions: list a rep's queue, mark one done or dismissed
+    /// (the feedback is recorded as an event that scoring reads).
+    Suggestions(suggestions::SuggestionsArgs),
     /// The main job on a sample world: seed synthetic HCPs and content, run
     /// a campaign through the bundled plugins against a loopback provider,
     /// feed back engagement, print the report.
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Campaign(args) => campaign::campaign(args),
         Command::Report(args) => campaign::run_report(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Suggestions(args) => suggestions::suggestions(args),
     }
 }
 

@@ -134,10 +134,10 @@ event_types! {
     /// Answered a survey.
     SurveyAnswered = "survey-answered", channels: [], required: ["survey_id"], effect: NONE;
     /// A rep acted on a suggestion.
-    SuggestionDone = "suggestion-done", channels: [RepVisit, RemoteCall, PhoneCall],
+    SuggestionDone = "suggestion-done", channels: [RepVisit, RemoteCall, PhoneCall, HospitalMeeting],
         required: ["suggestion_id", "rep_id"], effect: NONE;
     /// A rep dismissed a suggestion.
-    SuggestionDismissed = "suggestion-dismissed", channels: [RepVisit, RemoteCall, PhoneCall],
+    SuggestionDismissed = "suggestion-dismissed", channels: [RepVisit, RemoteCall, PhoneCall, HospitalMeeting],
         required: ["suggestion_id", "rep_id"], effect: NONE;
 }
 

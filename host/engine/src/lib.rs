@@ -9,6 +9,7 @@ mod audience;
 pub mod campaign;
 pub mod report;
 mod send;
+pub mod suggest;
 
 use std::sync::Arc;
 

@@ -470,6 +470,50 @@ fn a_campaign_walks_each_ranking_through_the_gate_and_records_every_outcome() {
         "every suggestion is open"
     );
 
+    // The rep's feedback: closing a suggestion records an event.
+    let s = &suggestions[0];
+    let closed = omnigate_engine::suggest::close(
+        &*w.campaigns_store(),
+        "rep-1",
+        &s.id,
+        omnigate_core::suggestion::SuggestionState::Done,
+        "discussed the dosing guide",
+        now_millis(),
+    )
+    .unwrap();
+    assert_eq!(
+        closed.state,
+        omnigate_core::suggestion::SuggestionState::Done
+    );
+    let events = omnigate_core::store::EventStore::events_of(&*w.store, &s.hcp).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event.event_type == omnigate_core::EventType::SuggestionDone)
+    );
+    let again = omnigate_engine::suggest::close(
+        &*w.campaigns_store(),
+        "rep-1",
+        &s.id,
+        omnigate_core::suggestion::SuggestionState::Dismissed,
+        "changed my mind",
+        now_millis(),
+    );
+    assert!(again.is_err(), "a closed suggestion stays closed");
+    let other = &suggestions[1];
+    assert!(
+        omnigate_engine::suggest::close(
+            &*w.campaigns_store(),
+            "rep-1",
+            &other.id,
+            omnigate_core::suggestion::SuggestionState::Dismissed,
+            " ",
+            now_millis(),
+        )
+        .is_err(),
+        "a dismissal needs a reason"
+    );
+
     // A completed campaign does not run again.
     let again = w.campaigns.start("marketer", &def.id).unwrap_err();
     assert!(
