@@ -369,27 +369,36 @@ fn a_run_killed_with_sigkill_resumes_and_delivers_exactly_once() {
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
 
+/// `omnigate demo --hcps N --format json` on `data`; its JSON output.
+fn demo(data: &Path, hcps: u32) -> Value {
+    let out = Command::new(omnigate())
+        .args([
+            "demo",
+            "--hcps",
+            &hcps.to_string(),
+            "--format",
+            "json",
+            "--plugins",
+        ])
+        .arg(packaged_plugins())
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()
+}
+
 #[test]
 fn the_demo_runs_the_main_job_end_to_end_and_is_idempotent_on_its_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let plugins = packaged_plugins();
-    let demo = |data: &Path| {
-        let out = Command::new(omnigate())
-            .args(["demo", "--hcps", "300", "--format", "json", "--plugins"])
-            .arg(&plugins)
-            .arg("--data-dir")
-            .arg(data)
-            .current_dir(repo())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let demo = |data: &Path| demo(data, 300);
     let first = demo(&data);
     assert_eq!(first["seeded"], true);
     assert_eq!(first["hcps"], 300);
@@ -443,19 +452,7 @@ fn the_demo_runs_the_main_job_end_to_end_and_is_idempotent_on_its_data_directory
 fn a_rep_works_the_suggestion_queue_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let out = Command::new(omnigate())
-        .args(["demo", "--hcps", "120", "--format", "json", "--plugins"])
-        .arg(packaged_plugins())
-        .arg("--data-dir")
-        .arg(&data)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    demo(&data, 120);
     // The demo's reps closed their suggestions: each is done or dismissed.
     let done = ok(
         &data,

@@ -836,6 +836,15 @@ pub trait CampaignStore {
         updates: &[MemberUpdate],
         at: UnixMillis,
     ) -> StoreResult<()>;
+    /// A running or scheduled campaign other than `except`, of priority
+    /// above `priority`, that still has `hcp` pending: it gets the HCP's
+    /// slot first.
+    fn outranked_by(
+        &self,
+        hcp: &HcpId,
+        priority: i32,
+        except: &CampaignId,
+    ) -> StoreResult<Option<CampaignId>>;
     /// Counts by outcome, channel and suppression rule.
     fn member_counts(&self, id: &CampaignId, now: UnixMillis) -> StoreResult<MemberCounts>;
     /// The gate's decisions for the campaign, counted.

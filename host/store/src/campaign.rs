@@ -619,6 +619,30 @@ impl CampaignStore for SqliteStore {
         })
     }
 
+    fn outranked_by(
+        &self,
+        hcp: &HcpId,
+        priority: i32,
+        except: &CampaignId,
+    ) -> StoreResult<Option<CampaignId>> {
+        const OP: &str = "arbitrate between campaigns";
+        self.read(OP, |c| {
+            let id: Option<String> = c
+                .prepare_cached(
+                    "SELECT c.id FROM campaign_member AS m JOIN campaign AS c ON c.num = m.campaign_num
+                     WHERE m.hcp = ?1 AND m.outcome = 'pending' AND c.priority > ?2 AND c.id <> ?3
+                       AND c.state IN ('running', 'scheduled')
+                     ORDER BY c.priority DESC, c.num LIMIT 1",
+                )
+                .during(OP)?
+                .query_row(params![hcp.as_str(), priority, except.as_str()], |r| r.get(0))
+                .optional()
+                .during(OP)?;
+            id.map(|i| CampaignId::new(i.clone()).map_err(|_| corrupt(OP, "campaign id", &i)))
+                .transpose()
+        })
+    }
+
     fn campaign_engagement(&self, id: &CampaignId) -> StoreResult<Vec<EngagementCount>> {
         const OP: &str = "count a campaign's engagement";
         self.read(OP, |c| {

@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0010_folds_file.sql",
         sql: include_str!("../migrations/0010_folds_file.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_campaign_arbitration.sql",
+        sql: include_str!("../migrations/0011_campaign_arbitration.sql"),
+    },
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {

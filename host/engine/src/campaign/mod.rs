@@ -251,8 +251,8 @@ impl Campaigns {
     }
 
     /// Draft or paused -> running (scheduled while its window has not
-    /// opened). Running already: unchanged (a crashed run is resumed by
-    /// [`Campaigns::run`]).
+    /// opened), resolving the audience of a running campaign. Running
+    /// already: unchanged (a crashed run is resumed by [`Campaigns::run`]).
     ///
     /// # Errors
     ///
@@ -280,9 +280,16 @@ impl Campaigns {
                 hint: "a completed or cancelled campaign cannot run again; create a new one",
             });
         }
-        Ok(self
+        let record = self
             .store
-            .set_campaign_state(actor, id, to, "started", now)?)
+            .set_campaign_state(actor, id, to, "started", now)?;
+        // A running campaign competes for its HCPs at once: its audience is
+        // resolved now (a scheduled one's when its window opens).
+        if to == CampaignState::Running && record.resolved_at.is_none() {
+            self.resolve(&record.definition)?;
+            return self.record(id);
+        }
+        Ok(record)
     }
 
     /// Running or scheduled -> paused: the run stops before its next page.

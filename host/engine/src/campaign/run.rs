@@ -206,7 +206,7 @@ impl Campaigns {
     }
 
     /// Resolves the audience into members, with the holdout drawn.
-    fn resolve(&self, def: &CampaignDefinition) -> Result<(), CampaignError> {
+    pub(super) fn resolve(&self, def: &CampaignDefinition) -> Result<(), CampaignError> {
         let now = now_millis();
         let mut after = None;
         loop {
@@ -265,6 +265,18 @@ impl Campaigns {
             };
             if let Some(d) = existing {
                 self.resume(def, &mut w, d, &mut records)?;
+            } else if let Some(other) =
+                self.store
+                    .outranked_by(&w.member.hcp, def.priority, &def.id)?
+            {
+                // Arbitration: a campaign of higher priority has this HCP
+                // pending; it takes the slot first (caps are shared, so
+                // what it sends counts when this one comes back).
+                w.reasons.push(engine_reason(
+                    "deferred-to-priority",
+                    &format!("campaign `{other}` has a higher priority and has this HCP pending"),
+                ));
+                w.settled = Some(settle(&w, MemberOutcome::Pending, Some(now + DEFER_MS)));
             } else if def
                 .caps
                 .max_dispatches
@@ -710,6 +722,10 @@ impl Campaigns {
         Ok(())
     }
 }
+
+/// How long a member deferred to a higher-priority campaign waits before
+/// it is looked at again.
+const DEFER_MS: i64 = 1_000;
 
 /// The delay before the next attempt: `backoff * 2^(attempts-1)`, plus up
 /// to 50% jitter drawn from the dispatch id (spread, and stable).
