@@ -23,7 +23,6 @@ use omnigate_gate::Gate;
 use omnigate_gate::egress::Clearance;
 use omnigate_runtime::{Plugin, Runtime, RuntimeConfig};
 use omnigate_service::{Location, ServiceError, input};
-use omnigate_store::{SqliteStore, StoreOptions};
 use serde::Serialize;
 
 use crate::data::{Common, Failure, Format, emit, finish, load_policy, open_input};
@@ -150,19 +149,7 @@ pub(crate) fn failure(e: CampaignError) -> Failure {
 }
 
 fn open_store(common: &Common, create: bool) -> Result<Arc<dyn Store>, Failure> {
-    if !create && !common.data_dir.join("omnigate.db").is_file() {
-        return Err(Failure::Usage(format!(
-            "no omnigate store in `{}` (set --data-dir or OMNIGATE_DATA_DIR)",
-            common.data_dir.display()
-        )));
-    }
-    let store = SqliteStore::open(StoreOptions::new(&common.data_dir)).map_err(|e| {
-        Failure::Usage(format!(
-            "cannot open the store in `{}`: {e}",
-            common.data_dir.display()
-        ))
-    })?;
-    Ok(Arc::new(store))
+    common.store(create)
 }
 
 /// What a run needs: the store, the gate with its policy, the plugin

@@ -300,13 +300,18 @@ impl Common {
         }
     }
 
-    /// The service over the store in `--data-dir`. `create`: a command that
-    /// writes may create the store; one that only reads needs it to exist.
+    /// The service over the store in `--data-dir` (see [`Common::store`]).
     pub(crate) fn service(
         &self,
         create: bool,
         policy: Arc<PolicyHandle>,
     ) -> Result<Service, Failure> {
+        Ok(Service::new(self.store(create)?, policy))
+    }
+
+    /// The store in `--data-dir`. `create`: a command that writes may
+    /// create the store; one that only reads needs it to exist.
+    pub(crate) fn store(&self, create: bool) -> Result<Arc<dyn Store>, Failure> {
         if !create && !self.data_dir.join("omnigate.db").is_file() {
             return Err(Failure::Usage(format!(
                 "no omnigate store in `{}` (set --data-dir or OMNIGATE_DATA_DIR)",
@@ -319,8 +324,7 @@ impl Common {
                 self.data_dir.display()
             ))
         })?;
-        let store: Arc<dyn Store> = Arc::new(store);
-        Ok(Service::new(store, policy))
+        Ok(Arc::new(store))
     }
 }
 

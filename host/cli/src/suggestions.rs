@@ -5,14 +5,11 @@
 //! Exit status: 0 done, 1 refused (already closed, expired), 2 bad input.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use omnigate_core::Store;
 use omnigate_core::event::now_millis;
 use omnigate_core::suggestion::{Suggestion, SuggestionFilter, SuggestionState};
 use omnigate_service::{Location, ServiceError, input};
-use omnigate_store::{SqliteStore, StoreOptions};
 
 use crate::data::{Common, Failure, emit, finish};
 
@@ -92,20 +89,7 @@ pub fn suggestions(args: SuggestionsArgs) -> ExitCode {
 
 fn inner(args: SuggestionsArgs) -> Result<(), Failure> {
     let common = &args.common;
-    if !common.data_dir.join("omnigate.db").is_file() {
-        return Err(Failure::Usage(format!(
-            "no omnigate store in `{}` (set --data-dir or OMNIGATE_DATA_DIR)",
-            common.data_dir.display()
-        )));
-    }
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(StoreOptions::new(&common.data_dir)).map_err(|e| {
-            Failure::Usage(format!(
-                "cannot open the store in `{}`: {e}",
-                common.data_dir.display()
-            ))
-        })?,
-    );
+    let store = common.store(false)?;
     let now = now_millis();
     let close = |id: &str, state, reason: &str| -> Result<(), Failure> {
         let actor = common.actor()?;

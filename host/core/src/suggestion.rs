@@ -37,6 +37,26 @@ impl SuggestionState {
         }
     }
 
+    /// Whether a suggestion may be closed into `self` with `reason`: only
+    /// as done, or dismissed with a reason.
+    ///
+    /// # Errors
+    ///
+    /// What is wrong, in words.
+    pub fn check_close(self, reason: &str) -> Result<(), String> {
+        match self {
+            SuggestionState::Done => Ok(()),
+            SuggestionState::Dismissed if reason.trim().is_empty() => {
+                Err("dismissing a suggestion needs a reason".into())
+            }
+            SuggestionState::Dismissed => Ok(()),
+            other => Err(format!(
+                "a suggestion is closed as `done` or `dismissed`, not `{}`",
+                other.as_str()
+            )),
+        }
+    }
+
     /// Parses a name.
     pub fn parse(s: &str) -> Option<SuggestionState> {
         [

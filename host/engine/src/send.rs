@@ -145,6 +145,19 @@ pub fn message_parts(r: &Rendered) -> MessageParts {
     }
 }
 
+/// One result per item; an item nothing was decided for (which a bug would
+/// cause) is reported as unknown rather than dropped.
+fn unprocessed_as_unknown(out: Vec<Option<Sent>>) -> Vec<Sent> {
+    out.into_iter()
+        .map(|o| {
+            o.unwrap_or(Sent::Unknown {
+                decision_id: String::new(),
+                reason: "not processed".into(),
+            })
+        })
+        .collect()
+}
+
 /// The values of a recipient snapshot, for the egress check.
 fn snapshot_values(s: &HcpSnapshot) -> Vec<String> {
     let mut v = vec![s.id.clone()];
@@ -270,15 +283,7 @@ impl Sender {
         for (i, sent) in index.into_iter().zip(self.deliver(adapter, &ready)?) {
             out[i] = Some(sent);
         }
-        Ok(out
-            .into_iter()
-            .map(|o| {
-                o.unwrap_or(Sent::Unknown {
-                    decision_id: String::new(),
-                    reason: "not processed".into(),
-                })
-            })
-            .collect())
+        Ok(unprocessed_as_unknown(out))
     }
 
     /// Delivers dispatches that are already in the ledger (`queued`, or
@@ -353,15 +358,7 @@ impl Sender {
                 .release(live.iter().map(|i| ready[*i].request.dispatch_id.as_str()));
             self.settle(ready, &live, result, &mut out)?;
         }
-        Ok(out
-            .into_iter()
-            .map(|o| {
-                o.unwrap_or(Sent::Unknown {
-                    decision_id: String::new(),
-                    reason: "not processed".into(),
-                })
-            })
-            .collect())
+        Ok(unprocessed_as_unknown(out))
     }
 
     fn settle(

@@ -29,21 +29,14 @@ pub fn close(
     let s = store.suggestion(id, at)?.ok_or_else(|| {
         omnigate_core::StoreError::InvalidInput(format!("unknown suggestion `{id}`"))
     })?;
-    let kind = match state {
-        SuggestionState::Done => EventType::SuggestionDone,
-        SuggestionState::Dismissed => EventType::SuggestionDismissed,
-        other => {
-            return Err(omnigate_core::StoreError::InvalidInput(format!(
-                "a suggestion is closed as `done` or `dismissed`, not `{}`",
-                other.as_str()
-            )));
-        }
+    state
+        .check_close(reason)
+        .map_err(omnigate_core::StoreError::InvalidInput)?;
+    let kind = if state == SuggestionState::Done {
+        EventType::SuggestionDone
+    } else {
+        EventType::SuggestionDismissed
     };
-    if state == SuggestionState::Dismissed && reason.trim().is_empty() {
-        return Err(omnigate_core::StoreError::InvalidInput(
-            "dismissing a suggestion needs a reason".into(),
-        ));
-    }
     if s.state != SuggestionState::Open {
         return Err(omnigate_core::StoreError::InvalidInput(format!(
             "suggestion `{id}` is {} and cannot be closed",

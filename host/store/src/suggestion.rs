@@ -230,17 +230,9 @@ impl SuggestionStore for SqliteStore {
         at: UnixMillis,
     ) -> StoreResult<Suggestion> {
         const OP: &str = "close a suggestion";
-        if !matches!(state, SuggestionState::Done | SuggestionState::Dismissed) {
-            return Err(StoreError::InvalidInput(format!(
-                "a suggestion is closed as `done` or `dismissed`, not `{}`",
-                state.as_str()
-            )));
-        }
-        if state == SuggestionState::Dismissed && reason.trim().is_empty() {
-            return Err(StoreError::InvalidInput(
-                "dismissing a suggestion needs a reason".into(),
-            ));
-        }
+        state
+            .check_close(reason)
+            .map_err(StoreError::InvalidInput)?;
         self.write(OP, |tx, audit| {
             let current = load(tx, OP, id, at)?
                 .ok_or_else(|| StoreError::InvalidInput(format!("unknown suggestion `{id}`")))?;
