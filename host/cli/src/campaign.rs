@@ -156,6 +156,7 @@ fn open_store(common: &Common, create: bool) -> Result<Arc<dyn Store>, Failure> 
 /// runtime with the egress hook, the loaded plugins.
 pub(crate) struct Engine {
     pub(crate) campaigns: Campaigns,
+    pub(crate) sender: Sender,
     pub(crate) plugins: Vec<Arc<Plugin>>,
     // Keeps the plugin runtime (its epoch ticker) alive.
     _runtime: Runtime,
@@ -185,7 +186,8 @@ pub(crate) fn engine(
     let gate = Gate::new(policy, store.clone());
     let sender = Sender::new(gate, store.clone(), clearance, actor);
     Ok(Engine {
-        campaigns: Campaigns::new(store, options).with_sender(sender),
+        campaigns: Campaigns::new(store, options).with_sender(sender.clone()),
+        sender,
         plugins,
         _runtime: runtime,
     })

@@ -667,7 +667,7 @@ pub fn content(args: ContentArgs) -> ExitCode {
 }
 
 /// A UTC time for people: `2026-11-23 14:05:09Z`.
-fn utc(ms: UnixMillis) -> String {
+pub(crate) fn utc(ms: UnixMillis) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

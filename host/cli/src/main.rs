@@ -7,6 +7,7 @@ mod campaign;
 mod data;
 mod demo;
 mod gate;
+mod journey;
 mod plugins;
 mod policy;
 mod serve;
@@ -57,6 +58,9 @@ enum Command {
     /// Rep suggestions: list a rep's queue, mark one done or dismissed
     /// (the feedback is recorded as an event that scoring reads).
     Suggestions(suggestions::SuggestionsArgs),
+    /// Event-triggered journeys: "when E happens for an HCP, after D do A,
+    /// unless C". Create, pause, resume, retire, watch, run the worker.
+    Journey(journey::JourneyArgs),
     /// The main job on a sample world: seed synthetic HCPs and content, run
     /// a campaign through the bundled plugins against a loopback provider,
     /// feed back engagement, print the report.
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Report(args) => campaign::run_report(args),
         Command::Demo(args) => demo::demo(args),
         Command::Suggestions(args) => suggestions::suggestions(args),
+        Command::Journey(args) => journey::journey(args),
     }
 }
 

@@ -65,7 +65,7 @@ impl<'de> Deserialize<'de> for CampaignId {
     }
 }
 
-/// A duration written `30m`, `48h`, `7d` or `4w`.
+/// A duration written `30s`, `30m`, `48h`, `7d` or `4w`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Span {
     /// In milliseconds.
@@ -73,7 +73,7 @@ pub struct Span {
 }
 
 impl Span {
-    /// Parses `30m`, `48h`, `7d`, `4w`.
+    /// Parses `30s`, `30m`, `48h`, `7d`, `4w`.
     ///
     /// # Errors
     ///
@@ -84,6 +84,7 @@ impl Span {
             .unwrap_or(text.len());
         let (num, unit) = text.split_at(split);
         let unit_ms: i64 = match unit {
+            "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
@@ -95,7 +96,7 @@ impl Span {
                 millis: n * unit_ms,
             }),
             _ => Err(format!(
-                "invalid duration `{text}`: write a number and a unit: `30m`, `48h`, `7d`, `4w`"
+                "invalid duration `{text}`: write a number and a unit: `30s`, `30m`, `48h`, `7d`, `4w`"
             )),
         }
     }
@@ -109,7 +110,10 @@ impl fmt::Display for Span {
                 return write!(f, "{}{unit}", m / ms);
             }
         }
-        write!(f, "{}m", m / 60_000)
+        if m % 60_000 == 0 {
+            return write!(f, "{}m", m / 60_000);
+        }
+        write!(f, "{}s", m / 1_000)
     }
 }
 

@@ -26,6 +26,7 @@ pub mod event;
 pub mod field;
 pub mod hcp;
 pub mod journey;
+pub mod journeys;
 pub mod ledger;
 pub mod redact;
 pub mod snapshot;

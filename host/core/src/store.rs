@@ -63,6 +63,24 @@ pub enum StoreError {
         /// The state asked for.
         to: crate::campaign::CampaignState,
     },
+    /// No journey with this id.
+    #[error("unknown journey `{0}`")]
+    UnknownJourney(String),
+    /// A journey id is taken by a different definition.
+    #[error(
+        "journey `{0}` already exists with a different definition; give the new one another id"
+    )]
+    JourneyExists(String),
+    /// The journey lifecycle does not allow the change.
+    #[error("cannot move journey `{id}` from {from} to {to}")]
+    JourneyState {
+        /// The journey.
+        id: String,
+        /// Its state.
+        from: crate::journeys::JourneyState,
+        /// The state asked for.
+        to: crate::journeys::JourneyState,
+    },
     /// Input that is malformed in another way.
     #[error("{0}")]
     InvalidInput(String),
@@ -365,6 +383,7 @@ pub trait Store:
     + crate::ledger::GateFactsStore
     + crate::campaign::CampaignStore
     + crate::suggestion::SuggestionStore
+    + crate::journeys::JourneyRuleStore
     + Send
     + Sync
 {
@@ -382,6 +401,7 @@ impl<T> Store for T where
         + crate::ledger::GateFactsStore
         + crate::campaign::CampaignStore
         + crate::suggestion::SuggestionStore
+        + crate::journeys::JourneyRuleStore
         + Send
         + Sync
 {

@@ -7,6 +7,7 @@
 
 mod audience;
 pub mod campaign;
+pub mod journeys;
 pub mod report;
 mod send;
 pub mod suggest;
@@ -18,6 +19,7 @@ use omnigate_runtime::{EgressInspector, EgressRequest};
 
 pub use audience::in_holdout;
 pub use campaign::{CampaignError, Campaigns, RunEnd, RunOptions, Status};
+pub use journeys::{JourneyError, JourneyOptions, Journeys};
 pub use send::{Item, Ready, SendError, Sender, Sent, message_parts};
 
 /// The runtime's egress hook, backed by the gate's [`Clearance`]: a channel

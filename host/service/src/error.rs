@@ -308,8 +308,19 @@ impl From<StoreError> for ServiceError {
                 code: "conflict",
                 message,
             },
-            StoreError::CampaignState { .. } => ServiceError::Refused {
-                code: "wrong-state",
+            StoreError::CampaignState { .. } | StoreError::JourneyState { .. } => {
+                ServiceError::Refused {
+                    code: "wrong-state",
+                    message,
+                }
+            }
+            StoreError::UnknownJourney(_) => ServiceError::NotFound {
+                code: "unknown-journey",
+                message,
+                at: None,
+            },
+            StoreError::JourneyExists(_) => ServiceError::Refused {
+                code: "conflict",
                 message,
             },
             _ => ServiceError::Internal { message },

@@ -702,9 +702,41 @@ pub fn campaign_definition(
     v: Value,
     at: &Location,
 ) -> ServiceResult<omnigate_core::campaign::CampaignDefinition> {
-    object(&v, at, "a campaign definition")?;
-    let def: omnigate_core::campaign::CampaignDefinition = typed(v, at)?;
-    match def.problems().into_iter().next() {
+    definition(
+        v,
+        at,
+        "a campaign definition",
+        |d: &omnigate_core::campaign::CampaignDefinition| d.problems(),
+    )
+}
+
+/// Reads a journey definition (the JSON a marketer writes), checking what
+/// the types cannot.
+///
+/// # Errors
+///
+/// What is wrong, and where.
+pub fn journey_definition(
+    v: Value,
+    at: &Location,
+) -> ServiceResult<omnigate_core::journeys::JourneyDefinition> {
+    definition(
+        v,
+        at,
+        "a journey definition",
+        |d: &omnigate_core::journeys::JourneyDefinition| d.problems(),
+    )
+}
+
+fn definition<T: DeserializeOwned>(
+    v: Value,
+    at: &Location,
+    what: &str,
+    problems: impl Fn(&T) -> Vec<omnigate_core::campaign::Problem>,
+) -> ServiceResult<T> {
+    object(&v, at, what)?;
+    let def: T = typed(v, at)?;
+    match problems(&def).into_iter().next() {
         None => Ok(def),
         Some(p) => {
             let path = if p.path.starts_with('[') {

@@ -46,6 +46,7 @@ mod hcp;
 mod hot;
 mod identity;
 mod journey;
+mod journeys;
 mod ledger;
 mod migrate;
 mod runs;

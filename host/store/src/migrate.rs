@@ -82,6 +82,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0011_campaign_arbitration.sql",
         sql: include_str!("../migrations/0011_campaign_arbitration.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_journeys.sql",
+        sql: include_str!("../migrations/0012_journeys.sql"),
+    },
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {

@@ -31,6 +31,8 @@ use crate::send::Sender;
 
 mod run;
 
+pub(crate) use run::{blocked_reason, engine_reason};
+
 /// The channels whose delivery is a rep suggestion, in the host.
 pub const FIELD_CHANNELS: [Channel; 4] = [
     Channel::RepVisit,

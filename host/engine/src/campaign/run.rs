@@ -756,7 +756,7 @@ fn settle(w: &Work, outcome: MemberOutcome, retry_at: Option<UnixMillis>) -> Mem
     }
 }
 
-fn engine_reason(rule: &str, message: &str) -> Reason {
+pub(crate) fn engine_reason(rule: &str, message: &str) -> Reason {
     Reason {
         version: None,
         channel: None,
@@ -766,7 +766,7 @@ fn engine_reason(rule: &str, message: &str) -> Reason {
     }
 }
 
-fn blocked_reason(d: &DecisionRecord) -> Reason {
+pub(crate) fn blocked_reason(d: &DecisionRecord) -> Reason {
     let blocking: Vec<_> = d
         .rules
         .iter()
