@@ -499,3 +499,119 @@ fn a_rep_works_the_suggestion_queue_from_the_command_line() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("unknown state"), "{}", r.stderr);
 }
+
+fn post_events(server: &omnigate_tests::Server, batch: &str, events: Value) -> Value {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/events", server.base))
+        .header("x-omnigate-actor", "crm-sync")
+        .json(&json!({"batch_id": batch, "events": events}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().unwrap()
+}
+
+fn journey_actions(data: &Path, id: &str) -> Vec<Value> {
+    ok(data, &["journey", "actions", id, "--format", "json"], None)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_journey_fires_in_serve_on_an_api_event_and_its_delayed_action_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sink = MailSink::start().unwrap();
+    let plugins = plugins(dir.path(), &sink);
+    let version = seed(&data, 20);
+    let journey = |id: &str, event: &str, after: Option<&str>| {
+        let mut j = json!({
+            "id": id, "name": id, "product": "cardiozen", "market": "US",
+            "when": {"event": event},
+            "do": {"send": {"options": [{"version": version, "channels": ["email"]}],
+                            "rationale": "follow-up", "values": {"salutation": "Dr."}}}
+        });
+        if let Some(a) = after {
+            j["after"] = json!(a);
+        }
+        let out = ok(
+            &data,
+            &["journey", "create", "-", "--actor", "marketer", "--format", "json"],
+            Some(&j.to_string()),
+        );
+        assert_eq!(out["created"], json!(true));
+    };
+    journey("visit-email", "rep-visit", None);
+    journey("webinar-email", "webinar-attended", Some("15s"));
+    let policies = repo().join("policies");
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--plugins",
+        plugins.to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+    ];
+    let server = omnigate_tests::Server::start(&args).unwrap();
+    let now = omnigate_core_now();
+    // A visit through the API: the journey sends at once.
+    let posted = Instant::now();
+    post_events(
+        &server,
+        "crm-1",
+        json!([{"id": "visit-1", "hcp": "npi-000001", "type": "rep-visit", "channel": "rep-visit",
+                "occurred_at": now, "attributes": {"rep_id": "rep-1"}}]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sink.per_hcp().contains_key("npi-000001") {
+        assert!(Instant::now() < deadline, "the journey never sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "API event -> e-mail at the provider: {} ms",
+        posted.elapsed().as_millis()
+    );
+    // A webinar attendance: due in 15 s. Kill the host once it is scheduled.
+    post_events(
+        &server,
+        "webinar-1",
+        json!([{"id": "webinar-1", "hcp": "npi-000002", "type": "webinar-attended",
+                "channel": "webinar", "occurred_at": omnigate_core_now(),
+                "attributes": {"webinar_id": "wb-1"}}]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journey_actions(&data, "webinar-email").is_empty() {
+        assert!(Instant::now() < deadline, "the webinar never fired the journey");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let pending = journey_actions(&data, "webinar-email");
+    assert_eq!(pending[0]["state"], json!("pending"), "{pending:?}");
+    assert!(!sink.per_hcp().contains_key("npi-000002"));
+
+    // Restarted, the host sends it when due, once.
+    let server = omnigate_tests::Server::start(&args).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !sink.per_hcp().contains_key("npi-000002") {
+        assert!(Instant::now() < deadline, "the delayed action was lost");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    drop(server);
+    let per_hcp = sink.per_hcp();
+    assert_eq!(per_hcp.get("npi-000001"), Some(&1));
+    assert_eq!(per_hcp.get("npi-000002"), Some(&1));
+    assert_eq!(per_hcp.len(), 2);
+    let done = journey_actions(&data, "webinar-email");
+    assert_eq!(done[0]["state"], json!("dispatched"));
+    let status = ok(
+        &data,
+        &["journey", "status", "visit-email", "--format", "json"],
+        None,
+    );
+    assert_eq!(status["counts"]["by_state"]["dispatched"], json!(1));
+    assert_eq!(status["counts"]["latency"]["actions"], json!(1));
+}
