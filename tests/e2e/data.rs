@@ -621,3 +621,93 @@ fn the_data_commands_work_on_a_data_directory_with_documented_exit_codes() {
     let (code, out, _) = cli(&data, &["audit", "verify"], None);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn the_roles_each_market_requires_come_from_the_policy_files() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    // A policy set where the US needs a medical sign-off only.
+    let policies = work.path().join("policies");
+    copy_dir(&repo().join("policies"), &policies);
+    let markets = policies.join("markets.toml");
+    let text = std::fs::read_to_string(&markets).unwrap().replacen(
+        "name = \"United States\"",
+        "name = \"United States\"\nreview_roles = [\"medical\"]",
+        1,
+    );
+    std::fs::write(&markets, text).unwrap();
+    let put = |item: &str, text: &str| {
+        let file = work.path().join(format!("{item}.json"));
+        std::fs::write(&file, version_body(text).to_string()).unwrap();
+        let (code, out, err) = cli(
+            &data,
+            &[
+                "content",
+                "put",
+                item,
+                file.to_str().unwrap(),
+                "--actor",
+                "alice",
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        let h = out.lines().next().unwrap().to_owned();
+        let (code, _, err) = cli(&data, &["content", "submit", &h, "--actor", "alice"], None);
+        assert_eq!(code, 0, "{err}");
+        h
+    };
+    let state = |h: &str| {
+        let (_, out, _) = cli(&data, &["content", "show", h, "--format", "json"], None);
+        serde_json::from_str::<Value>(&out).unwrap()["state"].clone()
+    };
+    let a = put("one-role", "Cardiozen lowers blood pressure.");
+    let (code, out, err) = cli(
+        &data,
+        &[
+            "content",
+            "sign-off",
+            &a,
+            "--role",
+            "medical",
+            "--actor",
+            "mel",
+            "--policies",
+            policies.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is approved"), "{out}");
+    assert_eq!(state(&a), json!("approved"));
+    // A role the market does not require is refused, and says so.
+    let b = put("two", "Cardiozen is taken once daily.");
+    let (code, _, err) = cli(
+        &data,
+        &[
+            "content",
+            "sign-off",
+            &b,
+            "--role",
+            "legal",
+            "--actor",
+            "lea",
+            "--policies",
+            policies.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("legal"), "{err}");
+    // The shipped policy set: medical, legal and regulatory.
+    let (code, out, err) = cli(
+        &data,
+        &[
+            "content", "sign-off", &b, "--role", "medical", "--actor", "mel",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("still to sign: legal, regulatory"), "{out}");
+    assert_eq!(state(&b), json!("in-review"));
+}

@@ -183,13 +183,17 @@ enum ContentCommand {
         #[arg(long, env = "OMNIGATE_POLICIES", default_value = "policies")]
         policies: PathBuf,
     },
-    /// Sign off one role (the actor is the reviewer).
+    /// Sign off one role (the actor is the reviewer). The roles each market
+    /// requires come from the policy files (`review_roles` in markets.toml).
     SignOff {
         /// The version hash.
         hash: String,
         /// `medical`, `legal` or `regulatory`.
         #[arg(long)]
         role: String,
+        /// The policy directory (which roles each market requires).
+        #[arg(long, env = "OMNIGATE_POLICIES", default_value = "policies")]
+        policies: PathBuf,
     },
     /// Send a version back to its author.
     RequestChanges {
@@ -201,6 +205,9 @@ enum ContentCommand {
         /// What to change.
         #[arg(long)]
         note: String,
+        /// The policy directory (which roles each market requires).
+        #[arg(long, env = "OMNIGATE_POLICIES", default_value = "policies")]
+        policies: PathBuf,
     },
     /// Take an approved version out of use.
     Withdraw {
@@ -306,12 +313,21 @@ impl Common {
         create: bool,
         policy: Arc<PolicyHandle>,
     ) -> Result<Service, Failure> {
-        Ok(Service::new(self.store(create)?, policy))
+        let store = self.sqlite(create)?;
+        // The roles each market requires come from the policy files.
+        if let Some(p) = policy.current() {
+            store.set_approval_policy(p.set().approval.clone());
+        }
+        Ok(Service::new(Arc::new(store), policy))
     }
 
     /// The store in `--data-dir`. `create`: a command that writes may
     /// create the store; one that only reads needs it to exist.
     pub(crate) fn store(&self, create: bool) -> Result<Arc<dyn Store>, Failure> {
+        Ok(Arc::new(self.sqlite(create)?))
+    }
+
+    fn sqlite(&self, create: bool) -> Result<SqliteStore, Failure> {
         if !create && !self.data_dir.join("omnigate.db").is_file() {
             return Err(Failure::Usage(format!(
                 "no omnigate store in `{}` (set --data-dir or OMNIGATE_DATA_DIR)",
@@ -324,7 +340,7 @@ impl Common {
                 self.data_dir.display()
             ))
         })?;
-        Ok(Arc::new(store))
+        Ok(store)
     }
 }
 
@@ -618,9 +634,14 @@ pub fn content(args: ContentArgs) -> ExitCode {
                     )
                 })
             }
-            ContentCommand::SignOff { hash, role } => {
+            ContentCommand::SignOff {
+                hash,
+                role,
+                policies,
+            } => {
                 let actor = c.actor()?;
-                let out = c.service(false, none())?.sign_off(&actor, hash, role)?;
+                let policy = load_policy(policies, ", so the roles to sign are not known")?;
+                let out = c.service(false, policy)?.sign_off(&actor, hash, role)?;
                 emit(c.format, &out, |o| {
                     let missing: Vec<&str> = o.missing_roles.iter().map(|r| r.as_str()).collect();
                     if missing.is_empty() {
@@ -635,10 +656,16 @@ pub fn content(args: ContentArgs) -> ExitCode {
                     }
                 })
             }
-            ContentCommand::RequestChanges { hash, role, note } => {
+            ContentCommand::RequestChanges {
+                hash,
+                role,
+                note,
+                policies,
+            } => {
                 let actor = c.actor()?;
+                let policy = load_policy(policies, ", so the roles to sign are not known")?;
                 let out = c
-                    .service(false, none())?
+                    .service(false, policy)?
                     .request_changes(&actor, hash, role, note)?;
                 emit(c.format, &out, |o| {
                     format!("{} is {}: sent back to its author\n", o.hash, o.state)

@@ -148,6 +148,38 @@ impl V {
         Some(out)
     }
 
+    /// MLR review roles: known names, at least one.
+    pub(crate) fn review_roles(
+        &mut self,
+        f: &SourceFile,
+        list: &toml::Spanned<Vec<Str>>,
+        place: &str,
+    ) -> std::collections::BTreeSet<omnigate_core::ReviewRole> {
+        let mut out = std::collections::BTreeSet::new();
+        for r in list.get_ref() {
+            match r.get_ref().parse::<omnigate_core::ReviewRole>() {
+                Ok(role) => {
+                    out.insert(role);
+                }
+                Err(_) => self.err(
+                    f,
+                    r,
+                    format!("unknown review role `{}` in {place}", r.get_ref()),
+                    Some("expected `medical`, `legal` or `regulatory`".into()),
+                ),
+            }
+        }
+        if list.get_ref().is_empty() {
+            let mut d = Diagnostic::at(
+                format!("no review role in {place}: content would be approved without review"),
+                f.loc(list.span()),
+            );
+            d.help = Some("list at least one of `medical`, `legal`, `regulatory`".into());
+            self.diags.push(d);
+        }
+        out
+    }
+
     pub(crate) fn audiences(&mut self, f: &SourceFile, list: &[Str], rule: &str) -> Vec<Audience> {
         let mut out = Vec::new();
         for a in list {

@@ -2,11 +2,11 @@
 //! refers to something that exists (a channel, market, product, indication,
 //! HCP field, label fact), and every term is already normalized.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use omnigate_core::template::PersonalField;
-use omnigate_core::{Channel, Purpose};
+use omnigate_core::{ApprovalPolicy, Channel, Purpose, ReviewRole};
 use serde::Serialize;
 
 use crate::diag::Location;
@@ -231,6 +231,9 @@ pub struct Market {
     pub code: String,
     /// Display name.
     pub name: String,
+    /// MLR roles that must sign off content meant for it (the default roles
+    /// when it names none).
+    pub review_roles: Option<BTreeSet<ReviewRole>>,
     /// Required elements.
     pub require: Vec<RequiredElement>,
 }
@@ -364,6 +367,8 @@ pub struct PolicySet {
     pub products: BTreeMap<String, Product>,
     /// Markets by code.
     pub markets: BTreeMap<String, Market>,
+    /// Which MLR roles must sign off content, per market.
+    pub approval: ApprovalPolicy,
     /// Channel settings.
     pub channels: BTreeMap<Channel, ChannelPolicy>,
     /// Consent purposes the policy uses.

@@ -163,6 +163,9 @@ pub struct ProductSyntax {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarketsFile {
+    /// MLR roles that must sign off content for a market that names none
+    /// (default: medical, legal and regulatory).
+    pub default_review_roles: Option<Spanned<Vec<Str>>>,
     /// Markets, by code.
     pub markets: BTreeMap<Str, MarketSyntax>,
 }
@@ -173,6 +176,8 @@ pub struct MarketsFile {
 pub struct MarketSyntax {
     /// Display name.
     pub name: Str,
+    /// MLR roles that must sign off content meant for this market.
+    pub review_roles: Option<Spanned<Vec<Str>>>,
     /// Required elements.
     #[serde(default)]
     pub require: Vec<RequireSyntax>,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use omnigate_core::template::PersonalField;
-use omnigate_core::{Channel, HcpField, Purpose};
+use omnigate_core::{ApprovalPolicy, Channel, HcpField, Purpose};
 
 use crate::checks::{V, channel_list, rule_of};
 use crate::diag::Diagnostic;
@@ -272,15 +272,31 @@ pub fn validate(p: Parsed) -> Result<PolicySet, Vec<Diagnostic>> {
                 });
             }
         }
+        let review_roles = m
+            .review_roles
+            .as_ref()
+            .map(|r| v.review_roles(mf, r, &format!("market `{code}`")));
         markets.insert(
             code.clone(),
             Market {
                 code,
                 name: m.name.get_ref().clone(),
+                review_roles,
                 require,
             },
         );
     }
+    let approval = ApprovalPolicy {
+        default_roles: markets_file
+            .default_review_roles
+            .as_ref()
+            .map(|r| v.review_roles(mf, r, "`default_review_roles`"))
+            .unwrap_or_else(|| ApprovalPolicy::default().default_roles),
+        per_market: markets
+            .values()
+            .filter_map(|m| m.review_roles.clone().map(|r| (m.code.clone(), r)))
+            .collect(),
+    };
 
     // Channels.
     let (chf, channels_file) = &p.channels;
@@ -490,6 +506,7 @@ pub fn validate(p: Parsed) -> Result<PolicySet, Vec<Diagnostic>> {
             indications,
             products,
             markets,
+            approval,
             channels,
             purposes,
             consent,

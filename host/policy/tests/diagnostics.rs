@@ -160,3 +160,19 @@ fn a_missing_file_and_a_stray_file_are_both_reported() {
     std::fs::write(dir.path().join("claim.toml"), "").unwrap();
     insta::assert_snapshot!(render(dir.path()));
 }
+
+#[test]
+fn an_unknown_or_missing_review_role_is_named_with_the_choices() {
+    insta::assert_snapshot!(diagnostics(&[
+        (
+            "markets.toml",
+            "default_review_roles = [\"medical\", \"legal\", \"regulatory\"]",
+            "default_review_roles = [\"medical\", \"marketing\"]",
+        ),
+        (
+            "markets.toml",
+            "name = \"United States\"",
+            "name = \"United States\"\nreview_roles = []",
+        ),
+    ]));
+}

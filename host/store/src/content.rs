@@ -160,7 +160,9 @@ fn check_reviewer(
             reviewer: reviewer.to_owned(),
         });
     }
-    let required = store.approval.required_roles(&v.body.metadata.markets);
+    let required = store
+        .approval_policy_now()
+        .required_roles(&v.body.metadata.markets);
     if !required.contains(&role) {
         return Err(StoreError::RoleNotRequired {
             version: v.hash.clone(),
@@ -331,7 +333,7 @@ impl ContentStore for SqliteStore {
     }
 
     fn approval_policy(&self) -> omnigate_core::ApprovalPolicy {
-        self.approval.clone()
+        (*self.approval_policy_now()).clone()
     }
 
     fn versions_of(&self, item: &str) -> StoreResult<Vec<ContentVersion>> {

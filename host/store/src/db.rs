@@ -154,7 +154,9 @@ pub struct SqliteStore {
     pub(crate) fold_events: usize,
     /// How the log stores event types and channels.
     pub(crate) codes: events::Codes,
-    pub(crate) approval: ApprovalPolicy,
+    /// Which roles must sign off, per market; replaced when the policy
+    /// files are reloaded ([`SqliteStore::set_approval_policy`]).
+    pub(crate) approval: RwLock<Arc<ApprovalPolicy>>,
     pub(crate) journey: JourneyConfig,
     checkpointer: Checkpointer,
 }
@@ -345,7 +347,7 @@ impl SqliteStore {
             hcp_nums: Mutex::default(),
             fold_events,
             codes,
-            approval: options.approval,
+            approval: RwLock::new(Arc::new(options.approval)),
             journey: options.journey,
             checkpointer,
         })
@@ -389,6 +391,25 @@ impl SqliteStore {
     /// The write connection, for a caller that does more than one
     /// transaction (or more after its transaction) without another writer
     /// in between.
+    /// The approval policy in force.
+    pub(crate) fn approval_policy_now(&self) -> Arc<ApprovalPolicy> {
+        self.approval
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the approval policy (which roles must sign off, per
+    /// market): `serve` calls it when the policy files load or reload.
+    /// Sign-offs already recorded stand; the next sign-off is judged by the
+    /// new policy.
+    pub fn set_approval_policy(&self, policy: ApprovalPolicy) {
+        *self
+            .approval
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+    }
+
     pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
         lock(&self.writer)
     }
