@@ -1,6 +1,8 @@
 //! `omnigate demo`: a sample world in a data directory, one campaign run
 //! end to end through the real bundled plugins against a loopback e-mail
-//! provider, simulated engagement fed back, and the campaign report.
+//! provider, simulated engagement fed back, the campaign report, and one
+//! journey that the engagement fires (webinar attendees get a rep
+//! follow-up).
 //!
 //! On a data directory that holds the demo already, nothing is seeded
 //! again: an unfinished demo campaign is resumed, a finished one reported.
@@ -19,10 +21,12 @@ use omnigate_core::consent::{ConsentScope, ConsentSource, ConsentStatus, NewCons
 use omnigate_core::content::{Audience, ContentBody, ContentMetadata, ReviewRole};
 use omnigate_core::event::{EventType, NewEvent, UnixMillis, now_millis};
 use omnigate_core::hcp::Specialty;
+use omnigate_core::journeys::{JourneyAction, JourneyDefinition, JourneyId, Trigger};
 use omnigate_core::template::PersonalField;
 use omnigate_core::{Channel, HcpId, HcpProfile, Store, VersionHash};
-use omnigate_engine::RunOptions;
+use omnigate_engine::journeys::JourneyStatus;
 use omnigate_engine::report::{Report, report};
+use omnigate_engine::{JourneyOptions, Journeys, RunOptions};
 use omnigate_mailsink::MailSink;
 use omnigate_store::{SqliteStore, StoreOptions};
 use serde::Serialize;
@@ -32,6 +36,8 @@ use crate::data::{Failure, Format, emit, finish, load_policy};
 
 /// The demo campaign's id.
 pub const DEMO_CAMPAIGN: &str = "demo-cardiozen-dosing";
+/// The demo journey's id.
+pub const DEMO_JOURNEY: &str = "demo-webinar-follow-up";
 const ACTOR: &str = "demo";
 const DAY: i64 = 86_400_000;
 
@@ -63,6 +69,7 @@ struct DemoOut {
     delivered_to_provider: usize,
     engagement_events: usize,
     report: Report,
+    journey: JourneyStatus,
 }
 
 /// Runs `omnigate demo`.
@@ -114,6 +121,10 @@ fn run(args: DemoArgs) -> Result<(), Failure> {
         store
             .create_campaign(ACTOR, &def, now_millis())
             .map_err(|e| Failure::Service(e.into()))?;
+        // Before the engagement comes back, so that it fires.
+        Journeys::new(store.clone(), JourneyOptions::default())
+            .create(ACTOR, &journey(&versions))
+            .map_err(crate::journey::failure)?;
     }
     let hcps = store.hcp_count().map_err(|e| Failure::Service(e.into()))?;
     let record = store
@@ -144,8 +155,25 @@ fn run(args: DemoArgs) -> Result<(), Failure> {
         pb.finish_and_clear();
         end?;
         events = feed_back(&*store, &id, &sink)?;
+        // The journey worker, as `serve` runs it, until it has nothing to do.
+        let journeys = Journeys::new(
+            store.clone(),
+            JourneyOptions {
+                actor: ACTOR.into(),
+                ..JourneyOptions::default()
+            },
+        )
+        .with_sender(engine.sender.clone());
+        while !journeys
+            .tick(&engine.plugins)
+            .map_err(crate::journey::failure)?
+            .idle()
+        {}
     }
     let report = report(&*store, &id).map_err(failure)?;
+    let journey = Journeys::new(store.clone(), JourneyOptions::default())
+        .status(&JourneyId::new(DEMO_JOURNEY).map_err(Failure::Usage)?)
+        .map_err(crate::journey::failure)?;
     let out = DemoOut {
         data_dir: data_dir.display().to_string(),
         seeded,
@@ -153,21 +181,29 @@ fn run(args: DemoArgs) -> Result<(), Failure> {
         delivered_to_provider: sink.delivered().len(),
         engagement_events: events,
         report,
+        journey,
     };
     emit(format, &out, |o| {
+        let by_state = |k| o.journey.counts.by_state.get(&k).copied().unwrap_or(0);
+        use omnigate_core::journeys::ActionState;
         format!(
-            "{}\n{} HCPs in {}; the provider received {} e-mails this run; {} engagement events fed back\n\n\
+            "{}\n{} HCPs in {}; the provider received {} e-mails this run; {} engagement events fed back\n\
+             journey {DEMO_JOURNEY} (webinar attended -> rep follow-up): {} rep suggestions, {} suppressed by the gate, {} cancelled\n\n\
              Next, on the same data directory:\n  \
              omnigate serve --data-dir {dir}\n  \
              omnigate campaign create my-campaign.json --data-dir {dir} --actor you\n  \
              omnigate campaign start my-campaign --data-dir {dir} --actor you\n  \
-             omnigate report my-campaign --data-dir {dir}\n\
-             (docs/campaigns.md has a definition to start from; `{DEMO_CAMPAIGN}` is the demo's.)\n",
+             omnigate report my-campaign --data-dir {dir}\n  \
+             omnigate journey status {DEMO_JOURNEY} --data-dir {dir}\n\
+             (docs/campaigns.md and docs/journeys.md have definitions to start from; `{DEMO_CAMPAIGN}` is the demo's.)\n",
             o.report.text(),
             o.hcps,
             o.data_dir,
             o.delivered_to_provider,
             o.engagement_events,
+            by_state(ActionState::Dispatched),
+            by_state(ActionState::Suppressed),
+            by_state(ActionState::Cancelled),
             dir = o.data_dir,
         )
     })
@@ -534,6 +570,39 @@ fn campaign(v: &Versions) -> CampaignDefinition {
     }
 }
 
+/// The demo journey: a webinar attendee gets a rep follow-up on dosing,
+/// unless they have seen the dosing content already.
+fn journey(v: &Versions) -> JourneyDefinition {
+    JourneyDefinition {
+        id: JourneyId::new(DEMO_JOURNEY).unwrap_or_else(|_| unreachable!()),
+        name: "Webinar attendees: the rep follows up on dosing".into(),
+        product: "cardiozen".into(),
+        market: "US".into(),
+        purpose: Purpose::Promotional,
+        when: Trigger {
+            event: EventType::WebinarAttended,
+            attributes: BTreeMap::new(),
+            count: 1,
+            within: None,
+            audience: None,
+        },
+        after: None,
+        action: JourneyAction::Send {
+            options: vec![ActionSpec {
+                version: v.dosing.clone(),
+                channels: vec![Channel::RepVisit],
+                topics: vec!["dosing".into()],
+                stage: None,
+            }],
+            rationale: "attended the Cardiozen webinar: discuss dosing".into(),
+            values: BTreeMap::from([(PersonalField::Salutation, "Dear Dr.".into())]),
+            expires: None,
+        },
+        unless: Some(Filter::Seen(v.dosing.clone())),
+        refire_after: None,
+    }
+}
+
 /// Simulated engagement: opens and clicks on delivered e-mails, reps acting
 /// on most suggestions. Returns how many events were stored.
 fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usize, Failure> {
@@ -642,7 +711,8 @@ fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usiz
                     hcp: m.hcp.clone(),
                     event_type: EventType::WebinarAttended,
                     channel: Channel::Webinar,
-                    occurred_at: now + 3_600_000,
+                    // Just now: the demo journey follows webinar attendees up.
+                    occurred_at: now,
                     attributes: a,
                 });
             }
