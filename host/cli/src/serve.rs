@@ -1,13 +1,17 @@
-//! `omnigate serve`: the host process.
+//! `omnigate serve`: the host process: the HTTP API, and the journey worker
+//! on its own thread.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use omnigate_api::{AppState, router};
 use omnigate_core::store::AuditStore;
+use omnigate_engine::{JourneyOptions, Journeys, Sender};
+use omnigate_gate::Gate;
 use omnigate_policy::PolicyHandle;
 use omnigate_runtime::{Runtime, RuntimeConfig};
 use omnigate_store::{SqliteStore, StoreOptions};
@@ -64,8 +68,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     })?;
 
     // The embedded store: created and migrated on first start.
-    let store = SqliteStore::open(StoreOptions::new(&args.data_dir))
-        .with_context(|| format!("cannot open the store in `{}`", args.data_dir.display()))?;
+    let sqlite = Arc::new(
+        SqliteStore::open(StoreOptions::new(&args.data_dir))
+            .with_context(|| format!("cannot open the store in `{}`", args.data_dir.display()))?,
+    );
+    let store = sqlite.clone();
     let audit = store.verify_audit().context("cannot read the audit log")?;
     match &audit.broken {
         None => info!(entries = audit.entries, "store open, audit chain intact"),
@@ -79,7 +86,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let clearance = omnigate_gate::egress::Clearance::new();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(args.data_dir.join("cache")),
-        egress: Arc::new(omnigate_engine::GateInspector(clearance)),
+        egress: Arc::new(omnigate_engine::GateInspector(clearance.clone())),
         ..RuntimeConfig::default()
     })
     .context("cannot start the plugin runtime")?;
@@ -105,10 +112,32 @@ pub fn run(args: ServeArgs) -> Result<()> {
         )
     })?;
     info!(policy_version = %version, "policies loaded");
+    apply_review_roles(&policy, &sqlite);
     // The service shares the policy handle that SIGHUP reloads, so a
     // submission is pre-screened with the policy in force at that moment.
-    let store: Arc<dyn omnigate_core::Store> = Arc::new(store);
-    let service = Arc::new(omnigate_service::Service::new(store, policy.clone()));
+    let store: Arc<dyn omnigate_core::Store> = store;
+    let service = Arc::new(omnigate_service::Service::new(
+        store.clone(),
+        policy.clone(),
+    ));
+
+    // The journey worker: fires journeys on new events (from the API, the
+    // CLI, webhooks) and sends their due actions through the gate.
+    let sender = Sender::new(
+        Gate::new(policy.clone(), store.clone()),
+        store.clone(),
+        clearance,
+        "journeys",
+    );
+    let journeys = Journeys::new(store.clone(), JourneyOptions::default()).with_sender(sender);
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (runtime, stop) = (runtime.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("journeys".into())
+            .spawn(move || journeys.run(&|| runtime.registry().list(), &stop))
+            .context("cannot start the journey worker")?
+    };
     let state = AppState::new(runtime.clone(), Some(version)).with_service(service);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -127,6 +156,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         tokio::spawn(reload_on_hangup(
             runtime,
             policy,
+            sqlite,
             state.clone(),
             args.plugins.clone(),
             args.policies.clone(),
@@ -135,9 +165,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .with_graceful_shutdown(shutdown())
             .await
             .context("the HTTP server failed")?;
-        info!("omnigate stopped");
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = worker.join();
+    info!("omnigate stopped");
+    Ok(())
+}
+
+/// The MLR review roles per market, from the policy in force, for the
+/// store's sign-offs.
+fn apply_review_roles(policy: &PolicyHandle, store: &SqliteStore) {
+    if let Some(p) = policy.current() {
+        store.set_approval_policy(p.set().approval.clone());
+    }
 }
 
 async fn shutdown() {
@@ -162,6 +203,7 @@ async fn shutdown() {
 async fn reload_on_hangup(
     runtime: Runtime,
     policy: Arc<PolicyHandle>,
+    store: Arc<SqliteStore>,
     state: AppState,
     plugins: PathBuf,
     policies: PathBuf,
@@ -172,16 +214,17 @@ async fn reload_on_hangup(
         return;
     };
     while hangups.recv().await.is_some() {
-        let (runtime, policy, state, plugins, policies) = (
+        let (runtime, policy, store, state, plugins, policies) = (
             runtime.clone(),
             policy.clone(),
+            store.clone(),
             state.clone(),
             plugins.clone(),
             policies.clone(),
         );
         // Loading compiles components: keep it off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
-            reload(&runtime, &policy, &state, &plugins, &policies)
+            reload(&runtime, &policy, &store, &state, &plugins, &policies)
         })
         .await;
     }
@@ -190,6 +233,7 @@ async fn reload_on_hangup(
 fn reload(
     runtime: &Runtime,
     policy: &PolicyHandle,
+    store: &SqliteStore,
     state: &AppState,
     plugins: &Path,
     policies: &Path,
@@ -201,6 +245,7 @@ fn reload(
     match policy.reload(policies) {
         Ok(version) => {
             info!(policy_version = %version, "SIGHUP: policies reloaded");
+            apply_review_roles(policy, store);
             state.set_policy_version(Some(version));
         }
         Err(diagnostics) => {
