@@ -537,7 +537,9 @@ fn a_journey_fires_in_serve_on_an_api_event_and_its_delayed_action_survives_sigk
         }
         let out = ok(
             &data,
-            &["journey", "create", "-", "--actor", "marketer", "--format", "json"],
+            &[
+                "journey", "create", "-", "--actor", "marketer", "--format", "json",
+            ],
             Some(&j.to_string()),
         );
         assert_eq!(out["created"], json!(true));
@@ -582,7 +584,10 @@ fn a_journey_fires_in_serve_on_an_api_event_and_its_delayed_action_survives_sigk
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while journey_actions(&data, "webinar-email").is_empty() {
-        assert!(Instant::now() < deadline, "the webinar never fired the journey");
+        assert!(
+            Instant::now() < deadline,
+            "the webinar never fired the journey"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut server = server;
@@ -614,4 +619,186 @@ fn a_journey_fires_in_serve_on_an_api_event_and_its_delayed_action_survives_sigk
     );
     assert_eq!(status["counts"]["by_state"]["dispatched"], json!(1));
     assert_eq!(status["counts"]["latency"]["actions"], json!(1));
+}
+
+fn call(
+    server: &omnigate_tests::Server,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}{path}", server.base);
+    let req = match method {
+        "POST" => client.post(url).header("x-omnigate-actor", "marketer"),
+        _ => client.get(url),
+    };
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let r = req.send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn campaigns_journeys_and_suggestions_work_over_http_and_serve_runs_what_is_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sink = MailSink::start().unwrap();
+    let plugins = plugins(dir.path(), &sink);
+    let version = seed(&data, 30);
+    let policies = repo().join("policies");
+    let server = omnigate_tests::Server::start(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--plugins",
+        plugins.to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+    ])
+    .unwrap();
+    let def: Value = serde_json::from_str(&definition("web-campaign", &version)).unwrap();
+
+    // Create: 201, the same again 200, a bad one 400 with its path.
+    let (status, out) = call(&server, "POST", "/v1/campaigns", Some(def.clone()));
+    assert_eq!(status, 201, "{out}");
+    assert_eq!(out["created"], json!(true));
+    assert_eq!(out["state"], json!("draft"));
+    let (status, out) = call(&server, "POST", "/v1/campaigns", Some(def.clone()));
+    assert_eq!((status, &out["created"]), (200, &json!(false)));
+    let mut bad = def.clone();
+    bad["id"] = json!("bad");
+    bad["holdout"] = json!(0.9);
+    let (status, out) = call(&server, "POST", "/v1/campaigns", Some(bad));
+    assert_eq!(status, 400, "{out}");
+    assert_eq!(out["path"], json!("$.holdout"), "{out}");
+    let (status, out) = call(&server, "GET", "/v1/campaigns/nope", None);
+    assert_eq!((status, &out["code"]), (404, &json!("unknown-campaign")));
+
+    // Started through the API, run by serve's runner to completion.
+    let (status, out) = call(&server, "POST", "/v1/campaigns/web-campaign/start", None);
+    assert_eq!(status, 200, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, s) = call(&server, "GET", "/v1/campaigns/web-campaign", None);
+        if s["state"] == json!("completed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never completed: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, report) = call(&server, "GET", "/v1/campaigns/web-campaign/report", None);
+    assert_eq!(status, 200);
+    let dispatched = report["outcomes"]["dispatched"].as_u64().unwrap();
+    assert!(dispatched > 0, "{report}");
+    assert_eq!(sink.delivered().len() as u64, dispatched);
+    assert!(report["blocked_by_rule"].is_object());
+    let (status, members) = call(
+        &server,
+        "GET",
+        "/v1/campaigns/web-campaign/members?outcome=holdout&limit=100",
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["outcome"] == json!("holdout"))
+    );
+    let (status, out) = call(
+        &server,
+        "GET",
+        "/v1/campaigns/web-campaign/members?colour=red",
+        None,
+    );
+    assert_eq!((status, &out["argument"]), (400, &json!("colour")));
+    // A completed campaign neither pauses nor cancels; a cancel needs a reason.
+    let (status, out) = call(&server, "POST", "/v1/campaigns/web-campaign/pause", None);
+    assert_eq!(
+        (status, &out["code"]),
+        (409, &json!("wrong-state")),
+        "{out}"
+    );
+    let (status, out) = call(
+        &server,
+        "POST",
+        "/v1/campaigns/web-campaign/cancel",
+        Some(json!({})),
+    );
+    assert_eq!((status, &out["path"]), (400, &json!("$.reason")), "{out}");
+
+    // Journeys.
+    let journey = json!({
+        "id": "web-journey", "name": "visit -> e-mail", "product": "cardiozen", "market": "US",
+        "when": {"event": "rep-visit"}, "after": "1d",
+        "do": {"send": {"options": [{"version": version, "channels": ["email"]}],
+                        "rationale": "follow-up"}}
+    });
+    let (status, out) = call(&server, "POST", "/v1/journeys", Some(journey));
+    assert_eq!(status, 201, "{out}");
+    let (status, out) = call(
+        &server,
+        "POST",
+        "/v1/journeys",
+        Some(
+            json!({"id": "x", "name": "x", "product": "p", "market": "US",
+                    "when": {"event": "rep-visit", "count": 2}, "do": {"cancel-pending": {}}}),
+        ),
+    );
+    assert_eq!(
+        (status, &out["path"]),
+        (400, &json!("$.when.within")),
+        "{out}"
+    );
+    let (status, out) = call(
+        &server,
+        "POST",
+        "/v1/journeys/web-journey/pause",
+        Some(json!({"reason": "review"})),
+    );
+    assert_eq!((status, &out["state"]), (200, &json!("paused")), "{out}");
+    let (status, out) = call(
+        &server,
+        "POST",
+        "/v1/journeys/web-journey/retire",
+        Some(json!({"reason": "done"})),
+    );
+    assert_eq!((status, &out["state"]), (200, &json!("retired")), "{out}");
+    let (status, out) = call(
+        &server,
+        "POST",
+        "/v1/journeys/web-journey/resume",
+        Some(json!({"reason": "again"})),
+    );
+    assert_eq!(
+        (status, &out["code"]),
+        (409, &json!("wrong-state")),
+        "{out}"
+    );
+    let (status, out) = call(&server, "GET", "/v1/journeys/web-journey", None);
+    assert_eq!(status, 200);
+    assert_eq!(out["definition"]["id"], json!("web-journey"));
+    let (status, list) = call(&server, "GET", "/v1/journeys", None);
+    assert_eq!((status, list.as_array().unwrap().len()), (200, 1));
+    let (status, out) = call(
+        &server,
+        "GET",
+        "/v1/journeys/web-journey/actions?state=pending",
+        None,
+    );
+    assert_eq!((status, out), (200, json!([])));
+
+    // Suggestions: filters are checked.
+    let (status, out) = call(&server, "GET", "/v1/suggestions?state=open", None);
+    assert_eq!((status, out.is_array()), (200, true));
+    let (status, out) = call(&server, "GET", "/v1/suggestions?state=later", None);
+    assert_eq!(status, 400, "{out}");
+    assert!(
+        out["detail"].as_str().unwrap().contains("unknown state"),
+        "{out}"
+    );
 }

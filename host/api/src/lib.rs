@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod orchestration;
 pub mod problem;
 pub mod v1;
 
@@ -42,6 +43,7 @@ pub struct AppState {
     runtime: Runtime,
     policy_version: Arc<RwLock<Option<String>>>,
     service: Option<Arc<Service>>,
+    orchestration: Option<Arc<orchestration::Orchestration>>,
 }
 
 impl AppState {
@@ -51,7 +53,14 @@ impl AppState {
             runtime,
             policy_version: Arc::new(RwLock::new(policy_version)),
             service: None,
+            orchestration: None,
         }
+    }
+
+    /// Serves `/v1/campaigns`, `/v1/journeys` and `/v1/suggestions`.
+    pub fn with_orchestration(mut self, o: Arc<orchestration::Orchestration>) -> AppState {
+        self.orchestration = Some(o);
+        self
     }
 
     /// Serves the `/v1` API over `service`.
@@ -80,11 +89,15 @@ impl AppState {
 /// request tracing, problem documents for the layers' bare errors).
 pub fn router(state: AppState) -> Router {
     let service = state.service.clone();
+    let orchestration = state.orchestration.clone();
     let mut app = Router::new()
         .route("/health", get(health))
         .with_state(state);
     if let Some(service) = service {
         app = app.merge(v1::routes(service));
+    }
+    if let Some(o) = orchestration {
+        app = app.merge(orchestration::routes(o));
     }
     app.fallback(no_route)
         .layer(TraceLayer::new_for_http())

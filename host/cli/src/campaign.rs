@@ -14,7 +14,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use omnigate_core::Store;
-use omnigate_core::campaign::{CampaignId, CampaignRecord, MemberOutcome};
+use omnigate_core::campaign::{CampaignId, CampaignRecord};
 use omnigate_engine::report::{Report, report};
 use omnigate_engine::{
     CampaignError, Campaigns, GateInspector, RunEnd, RunOptions, Sender, Status,
@@ -117,35 +117,15 @@ pub struct ReportArgs {
 }
 
 fn campaign_id(id: &str) -> Result<CampaignId, Failure> {
-    CampaignId::new(id)
-        .map_err(|m| Failure::Service(ServiceError::invalid(Location::argument("id"), m)))
+    Ok(omnigate_service::orchestration::campaign_id(
+        id,
+        &Location::argument("id"),
+    )?)
 }
 
 /// Maps an engine error to a failure with a stable code.
 pub(crate) fn failure(e: CampaignError) -> Failure {
-    let message = e.to_string();
-    Failure::Service(match e {
-        CampaignError::Store(s) => ServiceError::from(s),
-        CampaignError::Unknown(_) => ServiceError::NotFound {
-            code: "unknown-campaign",
-            message,
-            at: None,
-        },
-        CampaignError::Invalid(_) => {
-            ServiceError::invalid(Location::argument("definition"), message)
-        }
-        CampaignError::Busy { .. } => ServiceError::Refused {
-            code: "campaign-busy",
-            message,
-        },
-        CampaignError::NotRunnable { .. } => ServiceError::Refused {
-            code: "wrong-state",
-            message,
-        },
-        CampaignError::NoScorer { .. } | CampaignError::NoSender => {
-            ServiceError::invalid(Location::argument("plugins"), message)
-        }
-    })
+    Failure::Service(omnigate_service::orchestration::campaign_error(e))
 }
 
 fn open_store(common: &Common, create: bool) -> Result<Arc<dyn Store>, Failure> {
@@ -399,15 +379,10 @@ fn campaign_inner(args: CampaignArgs) -> Result<(), Failure> {
             let id = campaign_id(&id)?;
             let outcome = outcome
                 .map(|o| {
-                    MemberOutcome::parse(&o).ok_or_else(|| {
-                        Failure::Service(ServiceError::invalid(
-                            Location::argument("outcome"),
-                            format!(
-                                "unknown outcome `{o}` (expected one of: {})",
-                                MemberOutcome::ALL.map(MemberOutcome::as_str).join(", ")
-                            ),
-                        ))
-                    })
+                    omnigate_service::orchestration::member_outcome(
+                        &o,
+                        &Location::argument("outcome"),
+                    )
                 })
                 .transpose()?;
             let after = after

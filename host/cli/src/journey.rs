@@ -16,7 +16,7 @@ use omnigate_core::journeys::{
 };
 use omnigate_engine::journeys::{JourneyStatus, Tick};
 use omnigate_engine::{JourneyError, JourneyOptions, Journeys, RunOptions};
-use omnigate_service::{Location, ServiceError, input};
+use omnigate_service::{Location, ServiceError, input, orchestration};
 use serde::Serialize;
 
 use crate::campaign::{EngineDirs, engine};
@@ -96,25 +96,12 @@ enum JourneyCommand {
 }
 
 fn journey_id(id: &str) -> Result<JourneyId, Failure> {
-    JourneyId::new(id)
-        .map_err(|m| Failure::Service(ServiceError::invalid(Location::argument("id"), m)))
+    Ok(orchestration::journey_id(id, &Location::argument("id"))?)
 }
 
 /// Maps an engine error to a failure with a stable code.
 pub(crate) fn failure(e: JourneyError) -> Failure {
-    let message = e.to_string();
-    Failure::Service(match e {
-        JourneyError::Store(s) => ServiceError::from(s),
-        JourneyError::Unknown(_) => ServiceError::NotFound {
-            code: "unknown-journey",
-            message,
-            at: None,
-        },
-        JourneyError::Invalid(_) => {
-            ServiceError::invalid(Location::argument("definition"), message)
-        }
-        JourneyError::NoSender => ServiceError::invalid(Location::argument("plugins"), message),
-    })
+    Failure::Service(orchestration::journey_error(e))
 }
 
 pub fn journey(args: JourneyArgs) -> ExitCode {
@@ -205,11 +192,7 @@ fn journey_inner(args: JourneyArgs) -> Result<(), Failure> {
         JourneyCommand::Actions { id, state, limit } => {
             let id = journey_id(&id)?;
             let state = state
-                .map(|s| {
-                    s.parse::<ActionState>().map_err(|m| {
-                        Failure::Service(ServiceError::invalid(Location::argument("state"), m))
-                    })
-                })
+                .map(|s| orchestration::action_state(&s, &Location::argument("state")))
                 .transpose()?;
             let journeys = Journeys::new(common.store(false)?, options("reader"));
             let actions = journeys.actions(&id, state, limit).map_err(failure)?;

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use omnigate_api::orchestration::Orchestration;
 use omnigate_api::{AppState, router};
 use omnigate_core::store::AuditStore;
-use omnigate_engine::{JourneyOptions, Journeys, Sender};
+use omnigate_engine::{Campaigns, JourneyOptions, Journeys, RunOptions, Sender};
 use omnigate_gate::Gate;
 use omnigate_policy::PolicyHandle;
 use omnigate_runtime::{Runtime, RuntimeConfig};
@@ -129,16 +130,46 @@ pub fn run(args: ServeArgs) -> Result<()> {
         clearance,
         "journeys",
     );
-    let journeys = Journeys::new(store.clone(), JourneyOptions::default()).with_sender(sender);
+    let journeys =
+        Journeys::new(store.clone(), JourneyOptions::default()).with_sender(sender.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
-        let (runtime, stop) = (runtime.clone(), stop.clone());
+        let (runtime, stop, journeys) = (runtime.clone(), stop.clone(), journeys.clone());
         std::thread::Builder::new()
             .name("journeys".into())
             .spawn(move || journeys.run(&|| runtime.registry().list(), &stop))
             .context("cannot start the journey worker")?
     };
-    let state = AppState::new(runtime.clone(), Some(version)).with_service(service);
+    // The campaign runner: runs campaigns started through the API (or with
+    // `campaign start --no-run`), and resumes one whose process died. It is
+    // not joined on shutdown: a run stopped anywhere resumes safely.
+    let campaigns = Campaigns::new(
+        store.clone(),
+        RunOptions {
+            actor: "campaigns".into(),
+            ..RunOptions::default()
+        },
+    )
+    .with_sender(sender);
+    {
+        let (runtime, stop, campaigns) = (runtime.clone(), stop.clone(), campaigns.clone());
+        std::thread::Builder::new()
+            .name("campaigns".into())
+            .spawn(move || {
+                campaigns.run_background(
+                    &|| runtime.registry().list(),
+                    &stop,
+                    std::time::Duration::from_secs(1),
+                );
+            })
+            .context("cannot start the campaign runner")?;
+    }
+    let state = AppState::new(runtime.clone(), Some(version))
+        .with_service(service)
+        .with_orchestration(Arc::new(Orchestration {
+            campaigns: Arc::new(campaigns),
+            journeys: Arc::new(journeys),
+        }));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use omnigate_core::event::now_millis;
 use omnigate_core::suggestion::{Suggestion, SuggestionFilter, SuggestionState};
-use omnigate_service::{Location, ServiceError, input};
+use omnigate_service::{Location, input};
 
 use crate::data::{Common, Failure, emit, finish};
 
@@ -109,14 +109,10 @@ fn inner(args: SuggestionsArgs) -> Result<(), Failure> {
         } => {
             let state = state
                 .map(|s| {
-                    SuggestionState::parse(&s).ok_or_else(|| {
-                        Failure::Service(ServiceError::invalid(
-                            Location::argument("state"),
-                            format!(
-                                "unknown state `{s}` (expected open, done, dismissed or expired)"
-                            ),
-                        ))
-                    })
+                    omnigate_service::orchestration::suggestion_state(
+                        &s,
+                        &Location::argument("state"),
+                    )
                 })
                 .transpose()?;
             let hcp = hcp

@@ -159,6 +159,9 @@ fn main() {
         .iter()
         .filter(|a| a.state == ActionState::Dispatched)
         .count();
+    if let Some(a) = actions.iter().find(|a| a.state != ActionState::Dispatched && common::kind(a.action.hcp.as_str()[4..].parse().unwrap()) == "email") {
+        eprintln!("a consenting HCP's action: {:?} {:?}", a.state, a.reasons);
+    }
     let per_hcp = w.sink.per_hcp();
     assert_eq!(per_hcp.len(), dispatched, "one e-mail per dispatched action");
     assert!(per_hcp.values().all(|n| *n == 1), "nobody got two e-mails");

@@ -33,6 +33,7 @@
 pub mod error;
 pub mod gate;
 pub mod input;
+pub mod orchestration;
 pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};

@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::send::Sender;
 
+mod background;
 mod run;
 
 pub(crate) use run::{blocked_reason, engine_reason};
