@@ -17,7 +17,12 @@
 //! (`OMNIGATE_BENCH_EVENTS`, default 3,000; `OMNIGATE_BENCH_BATCH`, default
 //! 50 events per batch, one batch every 100 ms).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "bench")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "bench"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,8 +60,8 @@ fn main() {
     eprintln!("seeding {events} HCPs ...");
     let w = common::base(events);
     let store = w.dyn_store.clone();
-    let journeys = Journeys::new(store.clone(), JourneyOptions::default())
-        .with_sender(w.sender.clone());
+    let journeys =
+        Journeys::new(store.clone(), JourneyOptions::default()).with_sender(w.sender.clone());
     let id = JourneyId::new("visit-email").unwrap();
     journeys
         .create(
@@ -83,7 +88,12 @@ fn main() {
                         stage: None,
                     }],
                     rationale: "followed up a visit".into(),
-                    values: Default::default(),
+                    values: [(
+                        omnigate_core::template::PersonalField::Salutation,
+                        "Dr.".to_owned(),
+                    )]
+                    .into_iter()
+                    .collect(),
                     expires: None,
                 },
                 unless: None,
@@ -159,15 +169,28 @@ fn main() {
         .iter()
         .filter(|a| a.state == ActionState::Dispatched)
         .count();
-    if let Some(a) = actions.iter().find(|a| a.state != ActionState::Dispatched && common::kind(a.action.hcp.as_str()[4..].parse().unwrap()) == "email") {
-        eprintln!("a consenting HCP's action: {:?} {:?}", a.state, a.reasons);
-    }
     let per_hcp = w.sink.per_hcp();
-    assert_eq!(per_hcp.len(), dispatched, "one e-mail per dispatched action");
+    assert_eq!(
+        per_hcp.len(),
+        dispatched,
+        "one e-mail per dispatched action"
+    );
     assert!(per_hcp.values().all(|n| *n == 1), "nobody got two e-mails");
     // HCPs with e-mail consent: 3 in 5 (see the fixture).
     let consenting = (0..events).filter(|i| common::kind(*i) == "email").count();
-    assert_eq!(dispatched, consenting, "every consenting HCP got the e-mail");
+    if let Some(a) = actions.iter().find(|a| {
+        a.state != ActionState::Dispatched
+            && common::kind(a.action.hcp.as_str()[4..].parse().unwrap()) == "email"
+    }) {
+        panic!(
+            "a consenting HCP did not get the e-mail: {} {:?}",
+            a.state, a.reasons
+        );
+    }
+    assert_eq!(
+        dispatched, consenting,
+        "every consenting HCP got the e-mail"
+    );
 
     println!(
         "journeys: {events} visits in {:.1} s ({:.0}/s), all settled {:.1} s after the first",

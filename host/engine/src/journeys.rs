@@ -2,8 +2,8 @@
 //! same path as every dispatch (gate -> ledger -> adapter, or the rep's
 //! queue).
 //!
-//! A worker ([`Journeys::run`], in `omnigate serve`) does two things each
-//! pass ([`Journeys::tick`]):
+//! A worker ([`Journeys::run`], in `omnigate serve`) does two things, on
+//! two threads (one pass of both: [`Journeys::tick`]):
 //!
 //! 1. **fire**: reads the events stored since its cursor, matches them
 //!    against the active journeys (type, attributes, count over a period,
@@ -266,26 +266,46 @@ impl Journeys {
         self.sender.as_ref().ok_or(JourneyError::NoSender)
     }
 
-    /// Runs passes until `stop` is set, sleeping [`JourneyOptions::poll`]
-    /// when a pass found nothing to do. A failed pass is logged and tried
-    /// again after a pause (a store that is briefly busy does not stop the
-    /// worker).
-    pub fn run(&self, plugins: &dyn Fn() -> Vec<Arc<Plugin>>, stop: &AtomicBool) {
-        while !stop.load(Ordering::Relaxed) {
-            match self.tick(&plugins()) {
-                Ok(t) if t.idle() => std::thread::sleep(self.options.poll),
-                Ok(t) => tracing::debug!(
-                    events = t.events,
-                    scheduled = t.scheduled,
-                    acted = t.acted,
-                    "journeys pass"
-                ),
-                Err(e) => {
-                    tracing::error!(error = %e, "journeys pass failed; trying again in a second");
-                    std::thread::sleep(Duration::from_secs(1));
+    /// Runs the worker until `stop` is set: one thread fires journeys on new
+    /// events, this one acts on due actions, so that a slow provider never
+    /// delays the firing. Each sleeps [`JourneyOptions::poll`] when it found
+    /// nothing to do. A failed pass is logged and tried again after a pause
+    /// (a store that is briefly busy does not stop the worker).
+    pub fn run(&self, plugins: &(dyn Fn() -> Vec<Arc<Plugin>> + Sync), stop: &AtomicBool) {
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut tick = Tick::default();
+                    match self.fire(&mut tick) {
+                        Ok(()) if tick.events == 0 => std::thread::sleep(self.options.poll),
+                        Ok(()) => tracing::debug!(
+                            events = tick.events,
+                            scheduled = tick.scheduled,
+                            "journeys fired"
+                        ),
+                        Err(e) => {
+                            tracing::error!(error = %e, "firing journeys failed; trying again in a second");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+            });
+            while !stop.load(Ordering::Relaxed) {
+                let mut tick = Tick::default();
+                match self.act(&plugins(), &mut tick) {
+                    Ok(()) if tick.acted == 0 => std::thread::sleep(self.options.poll),
+                    Ok(()) => tracing::debug!(
+                        acted = tick.acted,
+                        dispatched = tick.dispatched,
+                        "journey actions"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "journey actions failed; trying again in a second");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
                 }
             }
-        }
+        });
     }
 
     /// One pass: fire on new events, then act on what is due.
