@@ -35,7 +35,7 @@ use omnigate_core::journeys::{
 use omnigate_core::ledger::{DispatchRecord, DispatchState};
 use omnigate_core::store::StoreError;
 use omnigate_core::suggestion::{Suggestion, SuggestionFilter, SuggestionState};
-use omnigate_core::{Channel, HcpProfile, Store};
+use omnigate_core::{Channel, HcpProfile, Store, VersionHash};
 use omnigate_gate::DispatchRequest;
 use omnigate_runtime::{Plugin, PluginKind};
 use serde::Serialize;
@@ -441,7 +441,9 @@ impl Journeys {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let mut definitions: BTreeMap<JourneyId, JourneyDefinition> = BTreeMap::new();
+        let mut definitions: BTreeMap<JourneyId, Arc<JourneyDefinition>> = BTreeMap::new();
+        let mut updates = Vec::new();
+        let mut walks = Vec::new();
         for a in due {
             let def = match definitions.get(&a.action.journey) {
                 Some(d) => d.clone(),
@@ -449,27 +451,36 @@ impl Journeys {
                     let Some(j) = self.store.journey(&a.action.journey)? else {
                         continue;
                     };
-                    definitions.insert(a.action.journey.clone(), j.definition.clone());
-                    j.definition
+                    let d = Arc::new(j.definition);
+                    definitions.insert(a.action.journey.clone(), d.clone());
+                    d
                 }
             };
             tick.acted += 1;
-            let update = self.act_on(&def, &a, &adapters)?;
-            if update.state == ActionState::Dispatched {
-                tick.dispatched += 1;
+            match self.prepare(def, a, &adapters)? {
+                Step::Settled(u) => updates.push(u),
+                Step::Walk(w) => walks.push(*w),
             }
-            self.store
-                .settle_actions(&self.options.actor, &[update], now_millis())?;
         }
+        self.walk(&mut walks, &adapters)?;
+        updates.extend(walks.into_iter().map(|w| w.update));
+        tick.dispatched += updates
+            .iter()
+            .filter(|u| u.state == ActionState::Dispatched)
+            .count();
+        self.store
+            .settle_actions(&self.options.actor, &updates, now_millis())?;
         Ok(())
     }
 
-    fn act_on(
+    /// What can be settled without the gate (a cancel, a resumed dispatch,
+    /// `unless`), or the walk through the action's options.
+    fn prepare(
         &self,
-        def: &JourneyDefinition,
-        a: &JourneyActionRecord,
+        def: Arc<JourneyDefinition>,
+        a: JourneyActionRecord,
         adapters: &BTreeMap<Channel, Arc<Plugin>>,
-    ) -> Result<ActionUpdate, JourneyError> {
+    ) -> Result<Step, JourneyError> {
         let mut update = ActionUpdate {
             num: a.num,
             state: ActionState::Pending,
@@ -496,7 +507,7 @@ impl Journeys {
                     &reason,
                     now,
                 )?;
-                let closed = self.close_suggestions(def, a, channels, now)?;
+                let closed = self.close_suggestions(&def, &a, channels, now)?;
                 update.state = ActionState::Done;
                 update.reasons.push(engine_reason(
                     "journey-cancel",
@@ -505,24 +516,23 @@ impl Journeys {
                         cancelled.len()
                     ),
                 ));
-                Ok(update)
+                Ok(Step::Settled(update))
             }
             JourneyAction::Send {
-                options,
-                rationale,
-                values,
-                expires,
+                options, values, ..
             } => {
                 let key = action_key(&def.id, a.num);
                 if let Some(d) = self.store.dispatch_by_key(&key)? {
-                    return self.resume(def, a, d, values, adapters, update);
+                    return Ok(Step::Settled(
+                        self.resume(&def, &a, d, values, adapters, update)?,
+                    ));
                 }
                 let Some(profile) = self.store.profile(&a.action.hcp)? else {
                     update.state = ActionState::Suppressed;
                     update
                         .reasons
                         .push(engine_reason("hcp-unknown", "the HCP's profile is gone"));
-                    return Ok(update);
+                    return Ok(Step::Settled(update));
                 };
                 if let Some(unless) = &def.unless {
                     let features = self.store.features(&profile.id, now)?;
@@ -534,81 +544,160 @@ impl Journeys {
                             "unless",
                             "the journey's `unless` condition held when the action was due",
                         ));
-                        return Ok(update);
+                        return Ok(Step::Settled(update));
                     }
                 }
-                for o in options {
-                    for &channel in &o.channels {
-                        let field = FIELD_CHANNELS.contains(&channel);
-                        if !field && !adapters.contains_key(&channel) {
-                            update.reasons.push(Reason {
-                                version: Some(o.version.clone()),
-                                channel: Some(channel),
-                                rules: vec!["no-adapter".into()],
-                                decision: None,
-                                message: format!("no channel adapter for `{channel}` is loaded"),
-                            });
-                            continue;
-                        }
-                        let request = DispatchRequest {
-                            dispatch_id: uuid::Uuid::now_v7().to_string(),
-                            campaign: Some(def.id.sender()),
-                            hcp: profile.id.clone(),
-                            version: o.version.clone(),
-                            channel,
-                            purpose: def.purpose,
-                            market: Some(def.market.clone()),
-                            values: values.clone(),
-                            proposed: None,
-                            at: now,
-                        };
-                        let dispatch_id = request.dispatch_id.clone();
-                        let sent = if field {
-                            self.suggest(
-                                def,
-                                a,
-                                &key,
-                                request,
-                                &profile,
-                                rationale,
-                                expires,
-                                &update.reasons,
-                            )?
-                        } else {
-                            let adapter = adapters.get(&channel).ok_or(JourneyError::NoSender)?;
-                            let item = Item {
-                                request,
-                                idempotency_key: key.clone(),
-                            };
-                            let sent =
-                                self.sender()?.send(adapter, &[item]).map_err(|e| match e {
-                                    crate::send::SendError::Store(s) => JourneyError::Store(s),
-                                })?;
-                            sent.into_iter().next()
-                        };
-                        match sent {
-                            Some(Sent::Blocked { decision }) => {
-                                update.reasons.push(blocked_reason(&decision));
-                            }
-                            Some(s) => {
-                                update.dispatch = Some(dispatch_id);
-                                update.channel = Some(channel);
-                                self.settle(&mut update, s, &key, now)?;
-                                return Ok(update);
-                            }
-                            None => return Ok(update),
-                        }
-                    }
-                }
-                update.state = ActionState::Suppressed;
-                if update.reasons.is_empty() {
-                    update
-                        .reasons
-                        .push(engine_reason("no-action", "no option could be tried"));
-                }
-                Ok(update)
+                let candidates: Vec<(VersionHash, Channel)> = options
+                    .iter()
+                    .flat_map(|o| o.channels.iter().map(|c| (o.version.clone(), *c)))
+                    .collect();
+                Ok(Step::Walk(Box::new(Walk {
+                    def: def.clone(),
+                    action: a,
+                    profile,
+                    key,
+                    candidates: candidates.into_iter(),
+                    update,
+                    done: false,
+                })))
             }
         }
+    }
+
+    /// Walks the actions' options in rounds: each round puts every
+    /// unsettled action's next option to the gate, digital ones in one batch
+    /// per adapter (one ledger transaction, one adapter call), field ones to
+    /// the rep's queue; an action whose option was blocked tries its next
+    /// one in the next round.
+    fn walk(
+        &self,
+        walks: &mut [Walk],
+        adapters: &BTreeMap<Channel, Arc<Plugin>>,
+    ) -> Result<(), JourneyError> {
+        let now = now_millis();
+        loop {
+            // adapter name -> (adapter, [(walk, item)])
+            let mut groups: BTreeMap<String, (Arc<Plugin>, Vec<(usize, Item)>)> = BTreeMap::new();
+            let mut tried = false;
+            // One dispatch per HCP per round: the gate counts the ledger, so
+            // a second one for the same HCP waits for the first to be in
+            // it (contact caps hold within a batch too).
+            let mut hcps: std::collections::HashSet<omnigate_core::HcpId> = Default::default();
+            for (i, w) in walks.iter_mut().enumerate() {
+                if w.done {
+                    continue;
+                }
+                if hcps.contains(&w.profile.id) {
+                    tried = true;
+                    continue;
+                }
+                let Some((version, channel)) = w.next_candidate(adapters) else {
+                    w.done = true;
+                    w.update.state = ActionState::Suppressed;
+                    if w.update.reasons.is_empty() {
+                        w.update
+                            .reasons
+                            .push(engine_reason("no-action", "no option could be tried"));
+                    }
+                    continue;
+                };
+                tried = true;
+                hcps.insert(w.profile.id.clone());
+                let JourneyAction::Send {
+                    rationale,
+                    values,
+                    expires,
+                    ..
+                } = &w.def.action
+                else {
+                    w.done = true;
+                    continue;
+                };
+                let request = DispatchRequest {
+                    dispatch_id: uuid::Uuid::now_v7().to_string(),
+                    campaign: Some(w.def.id.sender()),
+                    hcp: w.profile.id.clone(),
+                    version,
+                    channel,
+                    purpose: w.def.purpose,
+                    market: Some(w.def.market.clone()),
+                    values: values.clone(),
+                    proposed: None,
+                    at: now,
+                };
+                if FIELD_CHANNELS.contains(&channel) {
+                    let dispatch_id = request.dispatch_id.clone();
+                    let sent = self.suggest(
+                        &w.def,
+                        &w.action,
+                        &w.key,
+                        request,
+                        &w.profile,
+                        rationale,
+                        expires,
+                        &w.update.reasons,
+                    )?;
+                    self.apply(w, sent, dispatch_id, channel, now)?;
+                } else if let Some(adapter) = adapters.get(&channel) {
+                    groups
+                        .entry(adapter.manifest().name.clone())
+                        .or_insert_with(|| (adapter.clone(), Vec::new()))
+                        .1
+                        .push((
+                            i,
+                            Item {
+                                request,
+                                idempotency_key: w.key.clone(),
+                            },
+                        ));
+                }
+            }
+            for (_, (adapter, batch)) in groups {
+                let (index, items): (Vec<usize>, Vec<Item>) = batch.into_iter().unzip();
+                let sent = self.sender()?.send(&adapter, &items).map_err(|e| match e {
+                    crate::send::SendError::Store(s) => JourneyError::Store(s),
+                })?;
+                for ((i, item), s) in index.into_iter().zip(items).zip(sent) {
+                    let channel = item.request.channel;
+                    self.apply(
+                        &mut walks[i],
+                        Some(s),
+                        item.request.dispatch_id,
+                        channel,
+                        now,
+                    )?;
+                }
+            }
+            if !tried {
+                return Ok(());
+            }
+        }
+    }
+
+    /// What one option's outcome makes of its walk.
+    fn apply(
+        &self,
+        w: &mut Walk,
+        sent: Option<Sent>,
+        dispatch_id: String,
+        channel: Channel,
+        now: UnixMillis,
+    ) -> Result<(), JourneyError> {
+        match sent {
+            Some(Sent::Blocked { decision }) => {
+                w.update.reasons.push(blocked_reason(&decision));
+            }
+            Some(s) => {
+                w.update.dispatch = Some(dispatch_id);
+                w.update.channel = Some(channel);
+                let key = w.key.clone();
+                self.settle(&mut w.update, s, &key, now)?;
+                w.done = true;
+            }
+            // Entered by another worker meanwhile: the next pass resumes it.
+            None => w.done = true,
+        }
+        Ok(())
     }
 
     /// A field channel: the gate, then the ledger, then the rep's queue.
@@ -917,4 +1006,43 @@ impl Journeys {
         }
         Ok(closed)
     }
+}
+
+/// A due send action walking its options.
+struct Walk {
+    def: Arc<JourneyDefinition>,
+    action: JourneyActionRecord,
+    profile: HcpProfile,
+    key: String,
+    candidates: std::vec::IntoIter<(VersionHash, Channel)>,
+    update: ActionUpdate,
+    done: bool,
+}
+
+impl Walk {
+    /// The next option something can deliver; the others are recorded.
+    fn next_candidate(
+        &mut self,
+        adapters: &BTreeMap<Channel, Arc<Plugin>>,
+    ) -> Option<(VersionHash, Channel)> {
+        for (version, channel) in self.candidates.by_ref() {
+            if FIELD_CHANNELS.contains(&channel) || adapters.contains_key(&channel) {
+                return Some((version, channel));
+            }
+            self.update.reasons.push(Reason {
+                version: Some(version),
+                channel: Some(channel),
+                rules: vec!["no-adapter".into()],
+                decision: None,
+                message: format!("no channel adapter for `{channel}` is loaded"),
+            });
+        }
+        None
+    }
+}
+
+/// What [`Journeys::prepare`] made of a due action.
+enum Step {
+    Settled(ActionUpdate),
+    Walk(Box<Walk>),
 }

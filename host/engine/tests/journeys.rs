@@ -615,3 +615,53 @@ fn a_provider_failure_is_retried_and_delivers_once() {
     assert_eq!(a.state, ActionState::Dispatched);
     assert_eq!(w.sink.per_hcp().get("npi-00000"), Some(&1));
 }
+
+#[test]
+fn two_journeys_due_at_once_for_one_hcp_still_respect_the_contact_caps() {
+    let w = common::base(10);
+    let store = w.dyn_store.clone();
+    let j = journeys(store.clone(), w.sender.clone());
+    for id in ["first", "second"] {
+        let def = send_journey(
+            id,
+            on(EventType::RepVisit, &[]),
+            None,
+            &w.approved,
+            &[Channel::Email],
+            "x",
+        );
+        j.create("marketer", &def).unwrap();
+    }
+    ingest(
+        &*store,
+        "v",
+        &[
+            event("v0", 0, EventType::RepVisit, 0, &[("rep_id", "rep-0")]),
+            event("v1", 1, EventType::RepVisit, 0, &[("rep_id", "rep-1")]),
+        ],
+    );
+    let t = j.tick(&w.plugins).unwrap();
+    assert_eq!((t.scheduled, t.acted), (4, 4));
+    // One e-mail each: the second journey's is held back by the gap
+    // between e-mails, though both were due in the same pass.
+    let per_hcp = w.sink.per_hcp();
+    assert_eq!(per_hcp.get("npi-00000"), Some(&1), "{per_hcp:?}");
+    assert_eq!(per_hcp.get("npi-00001"), Some(&1), "{per_hcp:?}");
+    let second = j
+        .actions(&JourneyId::new("second").unwrap(), None, 10)
+        .unwrap();
+    let first = j
+        .actions(&JourneyId::new("first").unwrap(), None, 10)
+        .unwrap();
+    let suppressed: Vec<_> = first
+        .iter()
+        .chain(&second)
+        .filter(|a| a.state == ActionState::Suppressed)
+        .collect();
+    assert_eq!(suppressed.len(), 2);
+    assert!(suppressed.iter().all(|a| {
+        a.reasons
+            .iter()
+            .any(|r| r.rules.iter().any(|x| x.contains("gap")))
+    }));
+}
