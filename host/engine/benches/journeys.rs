@@ -31,9 +31,7 @@ use std::time::{Duration, Instant};
 use omnigate_core::campaign::ActionSpec;
 use omnigate_core::consent::Purpose;
 use omnigate_core::event::now_millis;
-use omnigate_core::journeys::{
-    ActionState, JourneyAction, JourneyDefinition, JourneyId, JourneyRuleStore, Trigger,
-};
+use omnigate_core::journeys::{ActionState, JourneyAction, JourneyDefinition, JourneyId, Trigger};
 use omnigate_core::{Channel, EventType, HcpId, NewEvent};
 use omnigate_engine::{JourneyOptions, Journeys};
 

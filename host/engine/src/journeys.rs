@@ -577,7 +577,7 @@ impl Journeys {
         let now = now_millis();
         loop {
             // adapter name -> (adapter, [(walk, item)])
-            let mut groups: BTreeMap<String, (Arc<Plugin>, Vec<(usize, Item)>)> = BTreeMap::new();
+            let mut groups: Batches = BTreeMap::new();
             let mut tried = false;
             // One dispatch per HCP per round: the gate counts the ledger, so
             // a second one for the same HCP waits for the first to be in
@@ -1007,6 +1007,9 @@ impl Journeys {
         Ok(closed)
     }
 }
+
+/// Items per adapter name: the adapter, and (walk, item) pairs.
+type Batches = BTreeMap<String, (Arc<Plugin>, Vec<(usize, Item)>)>;
 
 /// A due send action walking its options.
 struct Walk {

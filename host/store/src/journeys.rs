@@ -451,7 +451,7 @@ impl JourneyRuleStore for SqliteStore {
                     NewAuditEntry::new(
                         actor,
                         "journey.fire",
-                        &format!("event-log:{cursor}"),
+                        format!("event-log:{cursor}"),
                         json!({"scheduled": stored}),
                     ),
                 )?;

@@ -11,7 +11,7 @@ use omnigate_core::campaign::{CampaignId, CampaignState};
 use omnigate_core::event::now_millis;
 use omnigate_runtime::Plugin;
 
-use super::{CampaignError, Campaigns, RunEnd};
+use super::{CampaignError, Campaigns};
 
 impl Campaigns {
     /// The campaigns a background runner should run now: running, or
@@ -44,31 +44,9 @@ impl Campaigns {
             .collect())
     }
 
-    /// One pass: runs each due campaign ([`Campaigns::due`]) to its end,
-    /// one after another.
-    ///
-    /// # Errors
-    ///
-    /// A store failure listing them; each run's own outcome is in the list.
-    pub fn run_due(
-        &self,
-        plugins: &[Arc<Plugin>],
-    ) -> Result<Vec<(CampaignId, Result<RunEnd, CampaignError>)>, CampaignError> {
-        let mut out = Vec::new();
-        for id in self.due()? {
-            tracing::info!(campaign = %id, "background run starts");
-            let end = self.run(&id, plugins, &mut |_| {});
-            match &end {
-                Ok(e) => tracing::info!(campaign = %id, end = ?e, "background run ended"),
-                Err(e) => tracing::warn!(campaign = %id, error = %e, "background run failed"),
-            }
-            out.push((id, end));
-        }
-        Ok(out)
-    }
-
-    /// Passes of [`Campaigns::run_due`] until `stop` is set, `poll` apart
-    /// when there was nothing to run. A campaign that keeps failing (its
+    /// Runs each due campaign ([`Campaigns::due`]) to its end, one after
+    /// another, until `stop` is set; `poll` apart when there was nothing to
+    /// run. A campaign that keeps failing (its
     /// scoring model is not loaded, say) is tried every pass and logged
     /// once per distinct error.
     pub fn run_background(
