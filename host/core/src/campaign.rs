@@ -857,6 +857,55 @@ pub trait CampaignStore {
     /// their `dispatch_id` attribute), counted by channel, content version
     /// and event type.
     fn campaign_engagement(&self, id: &CampaignId) -> StoreResult<Vec<EngagementCount>>;
+    /// The touches ([`Touch`]) and the moves on the campaign product's
+    /// journey ladder, at or after `since`, of the campaign's treated
+    /// members (not the holdout), each member's merge group together: one
+    /// [`MemberTimeline`] per member with at least one touch, in HCP id
+    /// order, handed to `visit` as it is read (a large campaign is never
+    /// held in memory). An error from `visit` stops the walk and is
+    /// returned.
+    fn campaign_timelines(
+        &self,
+        id: &CampaignId,
+        since: UnixMillis,
+        visit: &mut dyn FnMut(MemberTimeline) -> StoreResult<()>,
+    ) -> StoreResult<()>;
+}
+
+/// One touch of an HCP on a channel, from any campaign or none: a dispatch
+/// that went out (state `sent`; a dispatch handed to a rep as a suggestion
+/// is not a touch, the rep's visit is), or a field contact logged as an
+/// event of one of [`Touch::FIELD_EVENTS`], on the event's channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touch {
+    /// The channel.
+    pub channel: Channel,
+    /// When: the time the dispatch was sent, or the event occurred.
+    pub at: UnixMillis,
+}
+
+impl Touch {
+    /// The event types that record a field touch: a rep's visit or call, a
+    /// hospital meeting, a suggestion the rep acted on.
+    pub const FIELD_EVENTS: [EventType; 5] = [
+        EventType::RepVisit,
+        EventType::RemoteCall,
+        EventType::PhoneCall,
+        EventType::HospitalMeeting,
+        EventType::SuggestionDone,
+    ];
+}
+
+/// A treated campaign member's touches and journey moves since a time
+/// ([`CampaignStore::campaign_timelines`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberTimeline {
+    /// The member.
+    pub hcp: HcpId,
+    /// Its touches, oldest first (touches at the same instant by channel).
+    pub touches: Vec<Touch>,
+    /// Its moves on the campaign product's ladder, oldest first.
+    pub moves: Vec<crate::journey::JourneyTransition>,
 }
 
 /// Engagement with a campaign's dispatches, counted.

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use omnigate_core::campaign::{CampaignId, MemberOutcome};
-use omnigate_core::event::now_millis;
+use omnigate_core::campaign::{CampaignId, MemberOutcome, MemberTimeline};
+use omnigate_core::event::{UnixMillis, now_millis};
+use omnigate_core::journey::JourneyTransition;
 use omnigate_core::suggestion::SuggestionFilter;
 use omnigate_core::{Channel, Store};
 use serde::Serialize;
@@ -67,6 +68,98 @@ pub struct Report {
     pub stage_progression: BTreeMap<String, u64>,
     /// Treated vs holdout on the goal metric.
     pub lift: Lift,
+    /// Which ordered pairs of touches (rep visit -> e-mail, e-mail -> rep
+    /// visit, ...) precede progression on the journey ladder.
+    pub sequences: Sequences,
+}
+
+/// How the members of one group progressed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SequenceStat {
+    /// Members in the group.
+    pub hcps: u64,
+    /// Of which moved up the product's ladder at or after the group's
+    /// defining touch.
+    pub progressed: u64,
+    /// `progressed / hcps` (0 for an empty group).
+    pub rate: f64,
+}
+
+impl SequenceStat {
+    fn of(hcps: u64, progressed: u64) -> SequenceStat {
+        SequenceStat {
+            hcps,
+            progressed,
+            rate: if hcps == 0 {
+                0.0
+            } else {
+                progressed as f64 / hcps as f64
+            },
+        }
+    }
+}
+
+/// The per-channel-sequence analysis. Each treated member's touches since
+/// the audience was resolved (dispatches that went out, from any campaign
+/// or none, and field contacts logged as events: rep visits, calls,
+/// hospital meetings, suggestions done), in time order, with consecutive
+/// touches on one channel collapsed into one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Sequences {
+    /// The baseline: treated members with at least one touch, and those who
+    /// moved up at or after their first touch.
+    pub touched: SequenceStat,
+    /// Per ordered pair of consecutive channels, keyed `a->b` (`email->rep-visit`):
+    /// the members whose touches had that pair, and those who moved up at
+    /// or after the pair's second touch (its first occurrence, for a
+    /// member who had it more than once).
+    pub pairs: BTreeMap<String, SequenceStat>,
+}
+
+/// Accumulates [`Sequences`] one member at a time.
+#[derive(Default)]
+struct SequenceTally {
+    touched: (u64, u64),
+    pairs: BTreeMap<(Channel, Channel), (u64, u64)>,
+}
+
+impl SequenceTally {
+    /// Adds one member; `up` says whether a move goes up the ladder.
+    fn add(&mut self, t: &MemberTimeline, up: impl Fn(&JourneyTransition) -> bool) {
+        let Some(first) = t.touches.first() else {
+            return;
+        };
+        // The last move up: a move at or after a time exists iff it is.
+        let last_up: Option<UnixMillis> = t.moves.iter().filter(|m| up(m)).map(|m| m.at).max();
+        let after = |at: UnixMillis| last_up.is_some_and(|u| u >= at);
+        self.touched.0 += 1;
+        self.touched.1 += u64::from(after(first.at));
+        // Each pair of this member once, at its first occurrence.
+        let mut seen: BTreeMap<(Channel, Channel), UnixMillis> = BTreeMap::new();
+        let mut previous = first.channel;
+        for touch in t.touches.iter().skip(1) {
+            if touch.channel != previous {
+                seen.entry((previous, touch.channel)).or_insert(touch.at);
+                previous = touch.channel;
+            }
+        }
+        for (pair, at) in seen {
+            let n = self.pairs.entry(pair).or_default();
+            n.0 += 1;
+            n.1 += u64::from(after(at));
+        }
+    }
+
+    fn finish(self) -> Sequences {
+        Sequences {
+            touched: SequenceStat::of(self.touched.0, self.touched.1),
+            pairs: self
+                .pairs
+                .into_iter()
+                .map(|((a, b), (n, p))| (format!("{a}->{b}"), SequenceStat::of(n, p)))
+                .collect(),
+        }
+    }
 }
 
 /// One arm of the comparison.
@@ -229,6 +322,12 @@ pub fn report(store: &dyn Store, id: &CampaignId) -> Result<Report, CampaignErro
             }
         }
     }
+    let mut tally = SequenceTally::default();
+    store.campaign_timelines(id, since, &mut |t| {
+        tally.add(&t, |m| rank(&Some(m.to.clone())) > rank(&m.from));
+        Ok(())
+    })?;
+    let sequences = tally.finish();
     let lift = Lift::of(
         "moved at least one stage up the product's journey ladder since the audience was resolved",
         arm(treated.0, treated.1),
@@ -252,6 +351,7 @@ pub fn report(store: &dyn Store, id: &CampaignId) -> Result<Report, CampaignErro
         suggestions,
         stage_progression,
         lift,
+        sequences,
     })
 }
 
@@ -327,6 +427,24 @@ impl Report {
             )),
             _ => out.push_str("  no comparison: an arm is empty\n"),
         }
+        let s = &self.sequences;
+        if s.touched.hcps > 0 {
+            out.push_str(
+                "\nchannel sequences (treated members; moved up at or after the pair's second touch)\n",
+            );
+            let line = |k: &str, v: &SequenceStat| {
+                format!(
+                    "  {k:<32} {:>7} hcps {:>7} moved up ({:.1}%)\n",
+                    v.hcps,
+                    v.progressed,
+                    100.0 * v.rate
+                )
+            };
+            out.push_str(&line("any touch (baseline)", &s.touched));
+            for (k, v) in &s.pairs {
+                out.push_str(&line(k, v));
+            }
+        }
         if !self.channels.is_empty() {
             out.push_str("\nper channel      dispatched    blocked     failed\n");
             for (c, r) in &self.channels {
@@ -340,5 +458,96 @@ impl Report {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use omnigate_core::HcpId;
+    use omnigate_core::campaign::Touch;
+
+    use super::*;
+
+    fn timeline(
+        touches: &[(Channel, UnixMillis)],
+        moves: &[(Option<&str>, &str, UnixMillis)],
+    ) -> MemberTimeline {
+        MemberTimeline {
+            hcp: HcpId::new("h1").unwrap(),
+            touches: touches
+                .iter()
+                .map(|&(channel, at)| Touch { channel, at })
+                .collect(),
+            moves: moves
+                .iter()
+                .map(|&(from, to, at)| JourneyTransition {
+                    brand: "b".into(),
+                    from: from.map(str::to_owned),
+                    to: to.into(),
+                    cause: "manual".into(),
+                    event: None,
+                    at,
+                })
+                .collect(),
+        }
+    }
+
+    fn up(m: &JourneyTransition) -> bool {
+        let rank = |s: Option<&str>| {
+            s.and_then(|s| ["a", "b", "c"].iter().position(|x| *x == s))
+                .map_or(-1, |p| p as i64)
+        };
+        rank(Some(&m.to)) > rank(m.from.as_deref())
+    }
+
+    #[test]
+    fn runs_on_one_channel_collapse_and_each_pair_counts_once_per_member() {
+        use Channel::{Email, RepVisit, Webinar};
+        let mut t = SequenceTally::default();
+        // email email rep email rep: email->rep twice (counted once, at
+        // 20), rep->email once (at 30); the move up at 35 follows both.
+        t.add(
+            &timeline(
+                &[
+                    (Email, 10),
+                    (Email, 15),
+                    (RepVisit, 20),
+                    (Email, 30),
+                    (RepVisit, 40),
+                ],
+                &[(None, "a", 35)],
+            ),
+            up,
+        );
+        // rep -> webinar, then a move down only.
+        t.add(
+            &timeline(
+                &[(RepVisit, 5), (Webinar, 6)],
+                &[(None, "c", 1), (Some("c"), "a", 9)],
+            ),
+            up,
+        );
+        // Same instant counts as after.
+        t.add(
+            &timeline(&[(RepVisit, 5), (Email, 7)], &[(None, "b", 7)]),
+            up,
+        );
+        let s = t.finish();
+        assert_eq!(s.touched, SequenceStat::of(3, 2));
+        let got: Vec<(&str, u64, u64)> = s
+            .pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.hcps, v.progressed))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("email->rep-visit", 1, 1),
+                ("rep-visit->email", 2, 2),
+                ("rep-visit->webinar", 1, 0),
+            ]
+        );
     }
 }

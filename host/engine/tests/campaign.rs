@@ -266,6 +266,16 @@ fn a_campaign_walks_each_ranking_through_the_gate_and_records_every_outcome() {
     let [lo, hi] = r.lift.ci95.unwrap();
     assert!(lo < d && d < hi);
     assert_eq!(r.stage_progression["none->consideration"], attended);
+    // Channel sequences: the e-mails that went out are the only touches (a
+    // rep suggestion is not one until the rep acts), so no pair yet; the
+    // webinar moves came after them.
+    let emailed = members
+        .iter()
+        .filter(|m| m.outcome == MemberOutcome::Dispatched && m.channel == Some(Channel::Email))
+        .count() as u64;
+    assert_eq!(r.sequences.touched.hcps, emailed);
+    assert_eq!(r.sequences.touched.progressed, attended);
+    assert!(r.sequences.pairs.is_empty(), "{:?}", r.sequences.pairs);
     assert_eq!(
         r.suggestions["open"],
         suggestions.len() as u64,

@@ -6,12 +6,14 @@ use omnigate_core::Channel;
 use omnigate_core::audit::NewAuditEntry;
 use omnigate_core::campaign::{
     CampaignDefinition, CampaignId, CampaignRecord, CampaignState, CampaignStore, DecisionCounts,
-    EngagementCount, Lease, Member, MemberCounts, MemberOutcome, MemberUpdate, Reason,
+    EngagementCount, Lease, Member, MemberCounts, MemberOutcome, MemberTimeline, MemberUpdate,
+    Reason, Touch,
 };
 use omnigate_core::canonical::{canonical_json_of, sha256_hex};
 use omnigate_core::content::VersionHash;
 use omnigate_core::event::UnixMillis;
 use omnigate_core::hcp::HcpId;
+use omnigate_core::journey::JourneyTransition;
 use omnigate_core::ledger::CancelScope;
 use omnigate_core::store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -769,4 +771,148 @@ impl CampaignStore for SqliteStore {
             Ok(counts)
         })
     }
+
+    fn campaign_timelines(
+        &self,
+        id: &CampaignId,
+        since: UnixMillis,
+        visit: &mut dyn FnMut(MemberTimeline) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        const OP: &str = "read a campaign's touches";
+        self.read(OP, |c| {
+            let (num, record) =
+                load(c, OP, id)?.ok_or_else(|| StoreError::UnknownCampaign(id.to_string()))?;
+            let brand = record.definition.product;
+            let mut touches = c.prepare_cached(&touches_sql()).during(OP)?;
+            let mut touches = touches.query(params![num, since]).during(OP)?;
+            let mut moves = c
+                .prepare_cached(&format!(
+                    "{TREATED_GROUPS}
+                     SELECT grp.hcp, t.from_stage, t.to_stage, t.cause, t.event_id, t.at
+                     FROM grp JOIN journey_transition AS t
+                       ON t.hcp_num = grp.num AND t.brand = ?3
+                     WHERE t.at >= ?2
+                     ORDER BY grp.hcp, t.at, t.id"
+                ))
+                .during(OP)?;
+            let mut moves = moves.query(params![num, since, brand]).during(OP)?;
+            let touch_of = |r: &Row<'_>| -> StoreResult<(String, Touch)> {
+                let channel: String = r.get(1).during(OP)?;
+                Ok((
+                    r.get(0).during(OP)?,
+                    Touch {
+                        channel: channel
+                            .parse()
+                            .map_err(|_| corrupt(OP, "channel", &channel))?,
+                        at: r.get(2).during(OP)?,
+                    },
+                ))
+            };
+            let move_of = |r: &Row<'_>| -> StoreResult<(String, JourneyTransition)> {
+                Ok((
+                    r.get(0).during(OP)?,
+                    JourneyTransition {
+                        brand: brand.clone(),
+                        from: r.get(1).during(OP)?,
+                        to: r.get(2).during(OP)?,
+                        cause: r.get(3).during(OP)?,
+                        event: r.get(4).during(OP)?,
+                        at: r.get(5).during(OP)?,
+                    },
+                ))
+            };
+            // Both streams are in HCP order: a merge join, one member in
+            // memory at a time.
+            let mut touch = touches.next().during(OP)?.map(touch_of).transpose()?;
+            let mut next_move = moves.next().during(OP)?.map(move_of).transpose()?;
+            while let Some((hcp, first)) = touch.take() {
+                let mut timeline = MemberTimeline {
+                    hcp: HcpId::new(hcp.as_str()).map_err(|_| corrupt(OP, "HCP id", &hcp))?,
+                    touches: vec![first],
+                    moves: Vec::new(),
+                };
+                loop {
+                    match touches.next().during(OP)?.map(touch_of).transpose()? {
+                        Some((h, t)) if h == hcp => timeline.touches.push(t),
+                        other => {
+                            touch = other;
+                            break;
+                        }
+                    }
+                }
+                while let Some((h, m)) = next_move.take() {
+                    if h > hcp {
+                        next_move = Some((h, m));
+                        break;
+                    }
+                    if h == hcp {
+                        timeline.moves.push(m);
+                    }
+                    next_move = moves.next().during(OP)?.map(move_of).transpose()?;
+                }
+                visit(timeline)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The treated members of campaign `?1` and every record of each one's
+/// merge group (the survivor and the records merged into it), as
+/// `grp(hcp, num)`: the member's id, a record's internal key.
+const TREATED_GROUPS: &str = "
+    WITH root(hcp, num) AS (
+        SELECT m.hcp, coalesce(
+            (SELECT g.survivor_num FROM hcp_merge AS g
+             WHERE g.merged_num = h.num AND g.reverted_at IS NULL),
+            h.num)
+        FROM campaign_member AS m JOIN hcp AS h ON h.id = m.hcp
+        WHERE m.campaign_num = ?1 AND m.holdout = 0
+    ),
+    grp(hcp, num) AS MATERIALIZED (
+        SELECT hcp, num FROM root
+        UNION ALL
+        SELECT r.hcp, g.merged_num FROM root AS r
+        JOIN hcp_merge AS g ON g.survivor_num = r.num AND g.reverted_at IS NULL
+    )";
+
+/// The touches of campaign `?1`'s treated members at or after `?2`, as
+/// `(hcp, channel, at)` in HCP, time and channel order: sent dispatches
+/// that did not become rep suggestions (through the ledger's per-HCP
+/// index), and field events. The log has no index by HCP or type (an index
+/// there would tax every ingest), so the events are one pass over it, each
+/// field event since `?2` matched to a member through primary keys and the
+/// merge indexes: its record's survivor, or a record merged into that
+/// survivor, is a treated member. (The cross joins fix that order; the
+/// planner would otherwise build a transient index over the log.)
+fn touches_sql() -> String {
+    let field = Touch::FIELD_EVENTS
+        .iter()
+        .map(|t| format!("'{}'", t.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let root = "coalesce((SELECT g.survivor_num FROM hcp_merge AS g
+                          WHERE g.merged_num = e.hcp_num AND g.reverted_at IS NULL),
+                         e.hcp_num)";
+    format!(
+        "{TREATED_GROUPS}
+         SELECT grp.hcp, d.channel, d.updated_at
+         FROM grp JOIN dispatch AS d ON d.hcp_num = grp.num AND d.planned_at >= ?2
+         WHERE d.state = 'sent' AND d.updated_at >= ?2
+           AND NOT EXISTS (SELECT 1 FROM suggestion AS s WHERE s.id = d.id)
+         UNION ALL
+         SELECT m.hcp, ch.name, e.occurred_at
+         FROM event AS e
+         CROSS JOIN hcp AS r
+         CROSS JOIN campaign_member AS m
+         CROSS JOIN channel_code AS ch
+         WHERE e.type IN (SELECT code FROM event_type_code WHERE name IN ({field}))
+           AND e.occurred_at >= ?2
+           AND (r.num = {root}
+                OR r.num IN (SELECT g.merged_num FROM hcp_merge AS g
+                             WHERE g.survivor_num = {root} AND g.reverted_at IS NULL))
+           AND m.campaign_num = ?1 AND m.hcp = r.id AND m.holdout = 0
+           AND ch.code = e.channel
+         ORDER BY 1, 3, 2"
+    )
 }
