@@ -270,6 +270,19 @@ pub struct RecordReport {
     pub existing_keys: Vec<String>,
 }
 
+/// One state change of a batch ([`LedgerStore::set_dispatch_states`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange<'a> {
+    /// The dispatch.
+    pub id: &'a str,
+    /// It moves only from one of these states.
+    pub from: &'a [DispatchState],
+    /// To this one.
+    pub to: DispatchState,
+    /// Why (a provider id, an error).
+    pub detail: Option<&'a str>,
+}
+
 /// Which queued dispatches to cancel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CancelScope {
@@ -310,6 +323,20 @@ pub trait LedgerStore {
         to: DispatchState,
         detail: Option<&str>,
     ) -> StoreResult<bool>;
+    /// [`LedgerStore::set_dispatch_state`] for several dispatches: whether
+    /// each moved, in order, with one audit entry per dispatch moved. A
+    /// backend that can makes the batch one transaction (all or nothing,
+    /// one durable commit); the default moves them one at a time.
+    fn set_dispatch_states(
+        &self,
+        actor: &str,
+        changes: &[StateChange<'_>],
+    ) -> StoreResult<Vec<bool>> {
+        changes
+            .iter()
+            .map(|c| self.set_dispatch_state(actor, c.id, c.from, c.to, c.detail))
+            .collect()
+    }
     /// Cancels queued dispatches; returns their ids. Audited.
     fn cancel_queued(
         &self,

@@ -19,8 +19,9 @@
 
 use std::sync::Arc;
 
+use omnigate_core::HcpField;
 use omnigate_core::hcp::HcpProfile;
-use omnigate_core::ledger::{DecisionRecord, DispatchState};
+use omnigate_core::ledger::{DecisionRecord, DispatchState, StateChange};
 use omnigate_core::store::StoreError;
 use omnigate_core::{HcpSnapshot, Store};
 use omnigate_gate::egress::{Clearance, Cleared};
@@ -289,26 +290,42 @@ impl Sender {
     /// Delivers dispatches that are already in the ledger (`queued`, or
     /// `sending` after a crash) through one adapter: one result per item, in
     /// order. The provider receives each dispatch's idempotency key, so a
-    /// dispatch that reached it before a crash is not delivered twice.
+    /// dispatch that reached it before a crash is not delivered twice. The
+    /// batch moves to `sending` in one transaction before the adapter is
+    /// called, and its outcomes are recorded in one transaction after.
     ///
     /// # Errors
     ///
-    /// A store failure; what was settled before it stays settled.
+    /// A store failure. Before the adapter call nothing was sent; after it
+    /// the batch's dispatches stay `sending` (a retry with the same
+    /// idempotency keys is safe).
     pub fn deliver(&self, adapter: &Plugin, ready: &[Ready]) -> Result<Vec<Sent>, StoreError> {
         let mut out: Vec<Option<Sent>> = vec![None; ready.len()];
         let mut outgoing = Vec::new();
         let mut cleared = Vec::new();
         let mut live = Vec::new();
-        for (i, r) in ready.iter().enumerate() {
+        // Every dispatch of the batch to `sending`, in one transaction (one
+        // durable commit), before the adapter is called.
+        let to_sending = [DispatchState::Queued, DispatchState::Sending];
+        let changes: Vec<StateChange<'_>> = ready
+            .iter()
+            .map(|r| StateChange {
+                id: &r.request.dispatch_id,
+                from: &to_sending,
+                to: DispatchState::Sending,
+                detail: None,
+            })
+            .collect();
+        let moved = self.store.set_dispatch_states(&self.actor, &changes)?;
+        // The recipient's engagement figures are read only for an adapter
+        // that is granted them.
+        let engagement = adapter
+            .manifest()
+            .hcp_fields
+            .contains(&HcpField::Engagement);
+        for ((i, r), moved) in ready.iter().enumerate().zip(moved) {
             let req = &r.request;
             let id = &req.dispatch_id;
-            let moved = self.store.set_dispatch_state(
-                &self.actor,
-                id,
-                &[DispatchState::Queued, DispatchState::Sending],
-                DispatchState::Sending,
-                None,
-            )?;
             if !moved {
                 // Cancelled (an opt-out, a withdrawal) or settled meanwhile.
                 let state = self
@@ -322,7 +339,11 @@ impl Sender {
                 continue;
             }
             live.push(i);
-            let features = self.store.features(&req.hcp, req.at).ok();
+            let features = if engagement {
+                self.store.features(&req.hcp, req.at).ok()
+            } else {
+                None
+            };
             let recipient = r.profile.snapshot(features, None);
             let scoped = recipient.scoped_to(&adapter.manifest().hcp_fields);
             let mut values = snapshot_values(&scoped);
@@ -382,20 +403,18 @@ impl Sender {
                 }
             }
             Ok(results) => {
+                // Every outcome of the batch in one transaction.
+                let sending = [DispatchState::Sending];
+                let mut details: Vec<(usize, DispatchState, String)> = Vec::new();
                 for (i, r) in live.iter().zip(results) {
                     let decision_id = &ready[*i].decision_id;
-                    let id = &ready[*i].request.dispatch_id;
-                    let sending = [DispatchState::Sending];
                     match r {
                         Ok(receipt) => {
-                            let detail = format!("provider id {}", receipt.provider_message_id);
-                            self.store.set_dispatch_state(
-                                &self.actor,
-                                id,
-                                &sending,
+                            details.push((
+                                *i,
                                 DispatchState::Sent,
-                                Some(&detail),
-                            )?;
+                                format!("provider id {}", receipt.provider_message_id),
+                            ));
                             out[*i] = Some(Sent::Delivered {
                                 decision_id: decision_id.clone(),
                                 provider_id: receipt.provider_message_id,
@@ -416,13 +435,7 @@ impl Sender {
                             } else {
                                 DispatchState::Failed
                             };
-                            self.store.set_dispatch_state(
-                                &self.actor,
-                                id,
-                                &sending,
-                                to,
-                                Some(&reason),
-                            )?;
+                            details.push((*i, to, reason.clone()));
                             out[*i] = Some(Sent::Failed {
                                 decision_id: decision_id.clone(),
                                 reason,
@@ -431,6 +444,16 @@ impl Sender {
                         }
                     }
                 }
+                let changes: Vec<StateChange<'_>> = details
+                    .iter()
+                    .map(|(i, to, detail)| StateChange {
+                        id: &ready[*i].request.dispatch_id,
+                        from: &sending,
+                        to: *to,
+                        detail: Some(detail),
+                    })
+                    .collect();
+                self.store.set_dispatch_states(&self.actor, &changes)?;
             }
         }
         Ok(())

@@ -9,6 +9,7 @@ use omnigate_core::hcp::HcpId;
 use omnigate_core::ledger::{
     CancelScope, Contact, DecisionFilter, DecisionRecord, DispatchRecord, DispatchState,
     FactsQuery, GateFacts, GateFactsStore, LedgerStore, NewDispatch, Outcome, RecordReport,
+    StateChange,
 };
 use omnigate_core::store::ConsentQuery;
 use omnigate_core::store::{StoreError, StoreResult};
@@ -424,42 +425,25 @@ impl LedgerStore for SqliteStore {
         to: DispatchState,
         detail: Option<&str>,
     ) -> StoreResult<bool> {
-        const OP: &str = "change a dispatch's state";
-        self.write(OP, |tx, audit| {
-            let state: Option<String> = tx
-                .prepare_cached("SELECT state FROM dispatch WHERE id = ?1")
-                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
-                .during(OP)?;
-            let Some(state) = state else {
-                return Err(StoreError::InvalidInput(format!("unknown dispatch `{id}`")));
-            };
-            let current: DispatchState = state
-                .parse()
-                .map_err(|_| corrupt(OP, "dispatch state", &state))?;
-            if !from.contains(&current) {
-                return Ok(false);
-            }
-            tx.prepare_cached(
-                "UPDATE dispatch SET state = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, to.as_str(), detail, audit.now()]))
-            .map_err(|e| {
-                StoreError::InvalidInput(format!(
-                    "dispatch `{id}` cannot go from {} to {}: {e}",
-                    current.as_str(),
-                    to.as_str()
-                ))
-            })?;
-            audit.append(
-                tx,
-                NewAuditEntry::new(
-                    actor,
-                    format!("dispatch.{}", to.as_str()),
-                    id,
-                    json!({ "from": current.as_str(), "detail": detail }),
-                ),
-            )?;
-            Ok(true)
+        self.write(STATE_OP, |tx, audit| {
+            set_state_in(tx, audit, actor, id, from, to, detail)
+        })
+    }
+
+    fn set_dispatch_states(
+        &self,
+        actor: &str,
+        changes: &[StateChange<'_>],
+    ) -> StoreResult<Vec<bool>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One transaction, one durable commit for the batch.
+        self.write(STATE_OP, |tx, audit| {
+            changes
+                .iter()
+                .map(|c| set_state_in(tx, audit, actor, c.id, c.from, c.to, c.detail))
+                .collect()
         })
     }
 
@@ -477,6 +461,54 @@ impl LedgerStore for SqliteStore {
     fn contacts_since(&self, hcp_id: &HcpId, since: i64) -> StoreResult<Vec<Contact>> {
         self.read("read an HCP's contacts", |c| contacts_in(c, hcp_id, since))
     }
+}
+
+const STATE_OP: &str = "change a dispatch's state";
+
+/// Moves dispatch `id` to `to` if it is in one of `from`, inside a write
+/// transaction, with its audit entry; returns whether it moved.
+fn set_state_in(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    actor: &str,
+    id: &str,
+    from: &[DispatchState],
+    to: DispatchState,
+    detail: Option<&str>,
+) -> StoreResult<bool> {
+    const OP: &str = STATE_OP;
+    let state: Option<String> = tx
+        .prepare_cached("SELECT state FROM dispatch WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .during(OP)?;
+    let Some(state) = state else {
+        return Err(StoreError::InvalidInput(format!("unknown dispatch `{id}`")));
+    };
+    let current: DispatchState = state
+        .parse()
+        .map_err(|_| corrupt(OP, "dispatch state", &state))?;
+    if !from.contains(&current) {
+        return Ok(false);
+    }
+    tx.prepare_cached("UPDATE dispatch SET state = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id, to.as_str(), detail, audit.now()]))
+        .map_err(|e| {
+            StoreError::InvalidInput(format!(
+                "dispatch `{id}` cannot go from {} to {}: {e}",
+                current.as_str(),
+                to.as_str()
+            ))
+        })?;
+    audit.append(
+        tx,
+        NewAuditEntry::new(
+            actor,
+            format!("dispatch.{}", to.as_str()),
+            id,
+            json!({ "from": current.as_str(), "detail": detail }),
+        ),
+    )?;
+    Ok(true)
 }
 
 /// The contacts of `hcp_id`'s merge group since `since`, inside a read.

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnigate_core::campaign::{
-    CampaignDefinition, CampaignState, Member, MemberOutcome, MemberUpdate, Reason,
+    CampaignDefinition, CampaignId, CampaignState, Filter, Member, MemberOutcome, MemberUpdate,
+    Reason,
 };
 use omnigate_core::event::{UnixMillis, now_millis};
-use omnigate_core::ledger::{DecisionRecord, DispatchRecord, DispatchState, NewDispatch, Outcome};
+use omnigate_core::ledger::{
+    DecisionRecord, DispatchRecord, DispatchState, NewDispatch, Outcome, StateChange,
+};
 use omnigate_core::store::StoreError;
 use omnigate_core::suggestion::{Suggestion, SuggestionState};
 use omnigate_core::{Channel, EngagementStats, HcpProfile};
@@ -21,6 +24,15 @@ use sha2::{Digest, Sha256};
 use super::{CampaignError, Campaigns, FIELD_CHANNELS, RunEnd, RunOptions, Status, dispatch_key};
 use crate::audience::{Subject, in_holdout};
 use crate::send::{Ready, Sent};
+
+/// A page ranked and gated, not recorded yet.
+struct Decided {
+    records: Vec<DecisionRecord>,
+    entries: Vec<NewDispatch>,
+    work: Vec<Work>,
+    /// Dispatches it enters.
+    entered: u32,
+}
 
 /// One member being worked on in a page.
 struct Work {
@@ -72,7 +84,8 @@ impl Campaigns {
         if record.resolved_at.is_none() {
             self.resolve(def)?;
         }
-        progress(&self.status(id)?);
+        let mut shown = Shown::read(self, id)?;
+        progress(&shown.status);
         let adapters: BTreeMap<Channel, Arc<Plugin>> = plugins
             .iter()
             .filter(|p| p.manifest().kind == PluginKind::ChannelAdapter)
@@ -93,14 +106,36 @@ impl Campaigns {
         let mut population: BTreeMap<Channel, ChannelPerformance> = BTreeMap::new();
         let mut minute = (now_millis() / 60_000, 0u32);
         let mut after: Option<omnigate_core::HcpId> = None;
+        // Pipelined over two threads: a page is decided (ranked and gated)
+        // while the page before it is recorded, delivered and settled.
+        // `inflight` is a decided page waiting for that. Pages hold
+        // different HCPs, so deciding one does not depend on the other's
+        // writes; every read of the members from the start (a wrap-around,
+        // the end) waits for it. A paused run finishes it; a cancelled one
+        // (or a closed window) drops it: nothing of it is recorded or sent.
+        let mut inflight: Option<Decided> = None;
         loop {
             if let Some(end) = self.stop_reason(id)? {
+                if end == RunEnd::Paused
+                    && let Some(decided) = inflight.take()
+                {
+                    let outcomes = self.commit_page(def, &adapters, decided)?;
+                    progress(shown.after_page(self, id, &outcomes)?);
+                }
                 return Ok(end);
             }
             self.claim(id)?;
             let now = now_millis();
             if def.window.and_then(|w| w.end).is_some_and(|end| now > end) {
+                inflight = None;
                 self.close_window(def)?;
+                continue;
+            }
+            if after.is_none()
+                && let Some(decided) = inflight.take()
+            {
+                let outcomes = self.commit_page(def, &adapters, decided)?;
+                progress(shown.after_page(self, id, &outcomes)?);
                 continue;
             }
             let page = self
@@ -147,16 +182,29 @@ impl Campaigns {
                 page.truncate(room);
                 after = page.last().map(|m| m.hcp.clone());
             }
-            let n = self.process_page(
-                def,
-                scorer,
-                &adapters,
-                page,
-                &mut population,
-                &mut dispatched,
-            )?;
-            minute.1 += n;
-            progress(&self.status(id)?);
+            let (decided, committed) = std::thread::scope(|s| {
+                let committing = inflight.take().map(|previous| {
+                    let adapters = &adapters;
+                    s.spawn(move || self.commit_page(def, adapters, previous))
+                });
+                let decided = self.decide_page(
+                    def,
+                    scorer,
+                    &adapters,
+                    page,
+                    &mut population,
+                    &mut dispatched,
+                );
+                (decided, committing.map(|h| h.join()))
+            });
+            if let Some(committed) = committed {
+                let outcomes =
+                    committed.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                progress(shown.after_page(self, id, &outcomes)?);
+            }
+            let decided = decided?;
+            minute.1 += decided.entered;
+            inflight = Some(decided);
         }
     }
 
@@ -210,13 +258,19 @@ impl Campaigns {
         let now = now_millis();
         let mut after = None;
         loop {
-            let profiles = self
-                .store
-                .profiles_after(Some(&def.market), after.as_ref(), 1000)?;
-            let last = profiles.len() < 1000;
+            let profiles =
+                self.store
+                    .profiles_after(Some(&def.market), after.as_ref(), RESOLVE_PAGE)?;
+            let last = profiles.len() < RESOLVE_PAGE;
             let mut members = Vec::new();
+            // The derived features are read only for a filter that tests them.
+            let reads_features = reads_features(&def.audience);
             for p in &profiles {
-                let features = self.store.features(&p.id, now)?;
+                let features = if reads_features {
+                    self.store.features(&p.id, now)?
+                } else {
+                    EngagementStats::default()
+                };
                 let mut subject = Subject::new(p, &features, &def.product, now, &*self.store);
                 if subject.matches(&def.audience)? {
                     let held = in_holdout(def.seed(), def.id.as_str(), p.id.as_str(), def.holdout);
@@ -231,9 +285,10 @@ impl Campaigns {
         }
     }
 
-    /// One page: rank, gate, record, deliver, settle. Returns how many
-    /// dispatches it entered.
-    fn process_page(
+    /// The first half of a page: rank and gate each member (nothing is
+    /// recorded or sent yet, but for a resumed dispatch the gate now
+    /// blocks, which is cancelled at once).
+    fn decide_page(
         &self,
         def: &CampaignDefinition,
         scorer: &Plugin,
@@ -241,12 +296,19 @@ impl Campaigns {
         page: Vec<Member>,
         population: &mut BTreeMap<Channel, ChannelPerformance>,
         dispatched: &mut u64,
-    ) -> Result<u32, CampaignError> {
+    ) -> Result<Decided, CampaignError> {
         let now = now_millis();
         let mut records: Vec<DecisionRecord> = Vec::new();
         let mut entries: Vec<NewDispatch> = Vec::new();
         let mut work: Vec<Work> = Vec::new();
         let mut entered = 0;
+        // Arbitration is asked per member only while a campaign of higher
+        // priority is running or scheduled.
+        let outranked = self.store.campaigns()?.iter().any(|c| {
+            c.definition.id != def.id
+                && c.definition.priority > def.priority
+                && matches!(c.state, CampaignState::Running | CampaignState::Scheduled)
+        });
         for member in page {
             let key = dispatch_key(&def.id, member.hcp.as_str(), 1);
             let existing = match &member.dispatch {
@@ -263,12 +325,15 @@ impl Campaigns {
                 settled: None,
                 attempts,
             };
+            let outranked_by = match (&existing, outranked) {
+                (None, true) => self
+                    .store
+                    .outranked_by(&w.member.hcp, def.priority, &def.id)?,
+                _ => None,
+            };
             if let Some(d) = existing {
                 self.resume(def, &mut w, d, &mut records)?;
-            } else if let Some(other) =
-                self.store
-                    .outranked_by(&w.member.hcp, def.priority, &def.id)?
-            {
+            } else if let Some(other) = outranked_by {
                 // Arbitration: a campaign of higher priority has this HCP
                 // pending; it takes the slot first (caps are shared, so
                 // what it sends counts when this one comes back).
@@ -306,6 +371,29 @@ impl Campaigns {
             }
             work.push(w);
         }
+        Ok(Decided {
+            records,
+            entries,
+            work,
+            entered,
+        })
+    }
+
+    /// The second half of a page: record, deliver, settle. Returns the
+    /// outcome recorded for each member.
+    fn commit_page(
+        &self,
+        def: &CampaignDefinition,
+        adapters: &BTreeMap<Channel, Arc<Plugin>>,
+        decided: Decided,
+    ) -> Result<Vec<MemberOutcome>, CampaignError> {
+        let Decided {
+            records,
+            entries,
+            mut work,
+            ..
+        } = decided;
+        let now = now_millis();
         // INVARIANT: decisions and ledger entries are durable before any
         // adapter or rep queue sees a dispatch.
         let report = self
@@ -323,7 +411,7 @@ impl Campaigns {
         let updates: Vec<MemberUpdate> = work.into_iter().filter_map(|w| w.settled).collect();
         self.store
             .update_members(&self.options.actor, &def.id, &updates, now_millis())?;
-        Ok(entered)
+        Ok(updates.iter().map(|u| u.outcome).collect())
     }
 
     /// A member whose dispatch is already in the ledger.
@@ -578,18 +666,34 @@ impl Campaigns {
         // Field channels: rep suggestions.
         let mut suggestions = Vec::new();
         let mut suggested = Vec::new();
-        for (i, w) in work.iter().enumerate() {
+        let field: Vec<usize> = work
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| {
+                w.ready
+                    .as_ref()
+                    .is_some_and(|r| FIELD_CHANNELS.contains(&r.request.channel))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        // Every field dispatch of the page to `sending` in one transaction.
+        let from = [DispatchState::Queued, DispatchState::Sending];
+        let changes: Vec<StateChange<'_>> = field
+            .iter()
+            .filter_map(|i| work[*i].ready.as_ref())
+            .map(|r| StateChange {
+                id: &r.request.dispatch_id,
+                from: &from,
+                to: DispatchState::Sending,
+                detail: None,
+            })
+            .collect();
+        let moved = self
+            .store
+            .set_dispatch_states(&self.options.actor, &changes)?;
+        for (i, moved) in field.into_iter().zip(moved) {
+            let w = &work[i];
             let Some(r) = &w.ready else { continue };
-            if !FIELD_CHANNELS.contains(&r.request.channel) {
-                continue;
-            }
-            let moved = self.store.set_dispatch_state(
-                &self.options.actor,
-                &r.request.dispatch_id,
-                &[DispatchState::Queued, DispatchState::Sending],
-                DispatchState::Sending,
-                None,
-            )?;
             if !moved {
                 continue;
             }
@@ -723,6 +827,19 @@ impl Campaigns {
     }
 }
 
+/// HCP profiles read per audience page (one transaction adds their members).
+const RESOLVE_PAGE: usize = 5_000;
+
+/// Whether the filter tests the derived features (`feature`, `seen`).
+fn reads_features(filter: &Filter) -> bool {
+    match filter {
+        Filter::All(list) | Filter::Any(list) => list.iter().any(reads_features),
+        Filter::Not(f) => reads_features(f),
+        Filter::Feature(_) | Filter::Seen(_) => true,
+        _ => false,
+    }
+}
+
 /// How long a member deferred to a higher-priority campaign waits before
 /// it is looked at again.
 const DEFER_MS: i64 = 1_000;
@@ -799,5 +916,50 @@ fn add_population(population: &mut BTreeMap<Channel, ChannelPerformance>, f: &En
         p.sends += u64::from(c.sends);
         p.opens += u64::from(c.opens);
         p.clicks += u64::from(c.clicks);
+    }
+}
+
+/// The status shown after each page. Counting every member is a scan of
+/// the campaign (a large fraction of a second for a million members), so
+/// it is read again only when that costs at most a tenth of the time since
+/// the last reading (and at least a second has passed); in between, the
+/// pages' outcomes are added to the last reading.
+struct Shown {
+    status: Status,
+    read_at: std::time::Instant,
+    took: Duration,
+}
+
+impl Shown {
+    fn read(campaigns: &Campaigns, id: &CampaignId) -> Result<Shown, CampaignError> {
+        let start = std::time::Instant::now();
+        let status = campaigns.status(id)?;
+        Ok(Shown {
+            status,
+            read_at: std::time::Instant::now(),
+            took: start.elapsed(),
+        })
+    }
+
+    fn after_page(
+        &mut self,
+        campaigns: &Campaigns,
+        id: &CampaignId,
+        outcomes: &[MemberOutcome],
+    ) -> Result<&Status, CampaignError> {
+        if self.read_at.elapsed() >= (self.took * 10).max(Duration::from_secs(1)) {
+            *self = Shown::read(campaigns, id)?;
+            return Ok(&self.status);
+        }
+        let s = &mut self.status;
+        for o in outcomes.iter().filter(|o| **o != MemberOutcome::Pending) {
+            s.pending = s.pending.saturating_sub(1);
+            if let Some(p) = s.outcomes.get_mut(&MemberOutcome::Pending) {
+                *p = p.saturating_sub(1);
+            }
+            *s.outcomes.entry(*o).or_default() += 1;
+        }
+        s.eta_seconds = (s.rate_per_minute > 0).then(|| s.pending * 60 / s.rate_per_minute);
+        Ok(&self.status)
     }
 }
