@@ -1,7 +1,9 @@
 //! omnigate's HTTP API: `GET /health` (the loaded plugins and the active
 //! policy version) and, when the state holds a [`Service`], the `/v1` API
 //! for HCP data, consent, events, identity merges, the MLR content registry
-//! and the audit trail ([`v1`], docs/api.md). Errors are problem documents
+//! and the audit trail ([`v1`], docs/api.md), and, when it holds an
+//! [`orchestration::Orchestration`], the campaign, journey and rep
+//! suggestion endpoints ([`orchestration`]). Errors are problem documents
 //! ([`problem`]). Handlers are thin: they parse the request and run one
 //! service call on a blocking thread.
 //!

@@ -5,7 +5,8 @@
 //! endpoints.
 //!
 //! A campaign started here is run by the host's background runner
-//! (`omnigate serve`); a journey is worked by its journey worker.
+//! (`omnigate serve`, [`omnigate_engine::Runner`]), woken at once through
+//! [`Orchestration::runner`]; a journey is worked by its journey worker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use omnigate_core::event::now_millis;
 use omnigate_core::journeys::JourneyState;
 use omnigate_core::suggestion::{SuggestionFilter, SuggestionState};
 use omnigate_engine::report::report;
-use omnigate_engine::{Campaigns, Journeys};
+use omnigate_engine::{Campaigns, Journeys, Waker};
 use omnigate_service::orchestration::{
     action_state, campaign_error, campaign_id, journey_error, journey_id, member_outcome,
     suggestion_state,
@@ -29,7 +30,7 @@ use omnigate_service::{Location, ServiceError, ServiceResult, input};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, FieldProblem};
 use crate::v1::Actor;
 
 /// What the orchestration endpoints work on.
@@ -39,6 +40,10 @@ pub struct Orchestration {
     pub campaigns: Arc<Campaigns>,
     /// Journey operations (the worker runs beside).
     pub journeys: Arc<Journeys>,
+    /// Wakes the background campaign runner after a start, if one runs in
+    /// this process (without it, a started campaign waits for a runner's
+    /// next poll, or for `omnigate campaign start`).
+    pub runner: Option<Waker>,
 }
 
 type St = State<Arc<Orchestration>>;
@@ -177,6 +182,40 @@ fn body_location() -> Location {
     }
 }
 
+/// A definition from a request body: the service's reading (the error names
+/// the first problem's JSON path) and, when the document has the
+/// definition's shape, every problem of it (`problems` in the problem
+/// document).
+fn definition<T: serde::de::DeserializeOwned>(
+    value: Value,
+    read: impl FnOnce(Value, &Location) -> ServiceResult<T>,
+    problems: impl FnOnce(&T) -> Vec<omnigate_core::campaign::Problem>,
+) -> Result<T, ApiError> {
+    read(value.clone(), &body_location()).map_err(|e| {
+        let all: Vec<FieldProblem> = serde_json::from_value::<T>(value)
+            .map(|d| problems(&d))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| FieldProblem {
+                path: if p.path.starts_with('[') {
+                    format!("${}", p.path)
+                } else {
+                    format!("$.{}", p.path)
+                },
+                // Messages may quote what was written: never contact details.
+                detail: omnigate_core::redact::redact(&p.message).into_owned(),
+            })
+            .collect();
+        // Only when the error is the first of them (not a shape error).
+        let first = all.first().map(|p| p.path.as_str());
+        if first.is_some() && first == e.location().and_then(Location::json_path) {
+            ApiError::Problems(e, all)
+        } else {
+            ApiError::Service(e)
+        }
+    })
+}
+
 #[derive(Serialize)]
 struct Created<T> {
     created: bool,
@@ -191,8 +230,11 @@ async fn create_campaign(
     Actor(actor): Actor,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = json_body(&bytes)?;
-    let def = input::campaign_definition(value, &body_location())?;
+    let def = definition(
+        json_body(&bytes)?,
+        input::campaign_definition,
+        omnigate_core::campaign::CampaignDefinition::problems,
+    )?;
     let (record, created) = blocking(o, move |o| {
         o.campaigns.create(&actor, &def).map_err(campaign_error)
     })
@@ -271,10 +313,14 @@ async fn start_campaign(
 ) -> Result<Response, ApiError> {
     fields(&bytes, &[], &[])?;
     let id = campaign_id(&id, &path_arg("id"))?;
-    let out = blocking(o, move |o| {
+    let out = blocking(o.clone(), move |o| {
         o.campaigns.start(&actor, &id).map_err(campaign_error)
     })
     .await?;
+    // Run it now rather than at the runner's next poll.
+    if let Some(runner) = &o.runner {
+        runner.wake();
+    }
     Ok(ok(StatusCode::OK, out))
 }
 
@@ -323,8 +369,11 @@ async fn create_journey(
     Actor(actor): Actor,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = json_body(&bytes)?;
-    let def = input::journey_definition(value, &body_location())?;
+    let def = definition(
+        json_body(&bytes)?,
+        input::journey_definition,
+        omnigate_core::journeys::JourneyDefinition::problems,
+    )?;
     let (record, created) = blocking(o, move |o| {
         o.journeys.create(&actor, &def).map_err(journey_error)
     })
@@ -462,15 +511,21 @@ async fn close_suggestion(
         .check_close(&text)
         .map_err(|m| ServiceError::invalid(Location::argument(field), m))?;
     let out = blocking(o, move |o| {
-        omnigate_engine::suggest::close(
-            &**o.campaigns.store(),
-            &actor,
-            &id,
-            state,
-            &text,
-            now_millis(),
-        )
-        .map_err(ServiceError::from)
+        let store = &**o.campaigns.store();
+        let now = now_millis();
+        // An unknown id is a 404, not a refusal.
+        if store.suggestion(&id, now)?.is_none() {
+            return Err(ServiceError::NotFound {
+                code: "unknown-suggestion",
+                message: format!(
+                    "unknown suggestion `{}`",
+                    omnigate_core::redact::redact(&id)
+                ),
+                at: None,
+            });
+        }
+        omnigate_engine::suggest::close(store, &actor, &id, state, &text, now)
+            .map_err(ServiceError::from)
     })
     .await?;
     Ok(ok(StatusCode::OK, out))

@@ -45,6 +45,19 @@ pub struct Problem {
     /// Quoted in server errors: the server log has the cause under it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Every problem of a document (a campaign or journey definition), each
+    /// at its JSON path; `path` and `detail` are the first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<FieldProblem>,
+}
+
+/// One problem of a request body, at its JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    /// JSON path in the request body (`$.actions[1].channels[2]`).
+    pub path: String,
+    /// What is wrong there.
+    pub detail: String,
 }
 
 /// Everything a handler can fail with.
@@ -68,6 +81,9 @@ pub enum ApiError {
     },
     /// A bug or a crashed worker: logged, not shown.
     Internal(String),
+    /// A document with several problems: the error of the first, and every
+    /// one listed (`problems` in the problem document).
+    Problems(ServiceError, Vec<FieldProblem>),
 }
 
 impl From<ServiceError> for ApiError {
@@ -114,7 +130,24 @@ fn title(status: StatusCode) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (status, problem) = self.problem();
+        problem_response(status, &problem)
+    }
+}
+
+impl ApiError {
+    /// The status and the problem document (a server error's cause is
+    /// logged here, under the request id the document quotes).
+    fn problem(self) -> (StatusCode, Problem) {
         let (status, code, detail, path, argument, request_id) = match self {
+            ApiError::Problems(e, problems) => {
+                let (status, mut problem) = ApiError::Service(e).problem();
+                // Never beside a server error: those show nothing.
+                if !status.is_server_error() {
+                    problem.problems = problems;
+                }
+                return (status, problem);
+            }
             ApiError::Service(e) => {
                 let status = match e.kind() {
                     ErrorKind::Invalid => StatusCode::BAD_REQUEST,
@@ -173,9 +206,9 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        problem_response(
+        (
             status,
-            &Problem {
+            Problem {
                 type_: "about:blank",
                 title: title(status),
                 status: status.as_u16(),
@@ -184,6 +217,7 @@ impl IntoResponse for ApiError {
                 path,
                 argument,
                 request_id,
+                problems: Vec::new(),
             },
         )
     }
@@ -231,6 +265,7 @@ pub async fn problems_for_bare_errors(response: Response) -> Response {
             path: None,
             argument: None,
             request_id: None,
+            problems: Vec::new(),
         },
     );
     // Keep `Allow` on a 405.

@@ -1,5 +1,6 @@
-//! `omnigate serve`: the host process: the HTTP API, and the journey worker
-//! on its own thread.
+//! `omnigate serve`: the host process: the HTTP API, and on their own
+//! threads the journey worker and the campaign runner (which runs the
+//! campaigns started through the API or with `campaign start --no-run`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use clap::{Args, ValueEnum};
 use omnigate_api::orchestration::Orchestration;
 use omnigate_api::{AppState, router};
 use omnigate_core::store::AuditStore;
-use omnigate_engine::{Campaigns, JourneyOptions, Journeys, RunOptions, Sender};
+use omnigate_engine::{Campaigns, JourneyOptions, Journeys, RunOptions, Runner, Sender};
 use omnigate_gate::Gate;
 use omnigate_policy::PolicyHandle;
 use omnigate_runtime::{Runtime, RuntimeConfig};
@@ -127,7 +128,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let sender = Sender::new(
         Gate::new(policy.clone(), store.clone()),
         store.clone(),
-        clearance,
+        clearance.clone(),
         "journeys",
     );
     let journeys =
@@ -140,9 +141,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .spawn(move || journeys.run(&|| runtime.registry().list(), &stop))
             .context("cannot start the journey worker")?
     };
-    // The campaign runner: runs campaigns started through the API (or with
-    // `campaign start --no-run`), and resumes one whose process died. It is
-    // not joined on shutdown: a run stopped anywhere resumes safely.
+    // The campaign runner: runs campaigns started through the API (woken at
+    // once) or with `campaign start --no-run`, and resumes one whose process
+    // died once its lease lapses. It is not joined on shutdown: a run
+    // stopped anywhere resumes safely. Its dispatches go through the gate
+    // and the same egress clearance, recorded under its own actor.
+    let sender = Sender::new(
+        Gate::new(policy.clone(), store.clone()),
+        store.clone(),
+        clearance,
+        "campaigns",
+    );
     let campaigns = Campaigns::new(
         store.clone(),
         RunOptions {
@@ -151,12 +160,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         },
     )
     .with_sender(sender);
+    let runner = Runner::new(campaigns.clone());
+    let waker = runner.waker();
     {
-        let (runtime, stop, campaigns) = (runtime.clone(), stop.clone(), campaigns.clone());
+        let (runtime, stop) = (runtime.clone(), stop.clone());
         std::thread::Builder::new()
             .name("campaigns".into())
             .spawn(move || {
-                campaigns.run_background(
+                runner.run(
                     &|| runtime.registry().list(),
                     &stop,
                     std::time::Duration::from_secs(1),
@@ -169,6 +180,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_orchestration(Arc::new(Orchestration {
             campaigns: Arc::new(campaigns),
             journeys: Arc::new(journeys),
+            runner: Some(waker.clone()),
         }));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -199,6 +211,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         Ok::<(), anyhow::Error>(())
     })?;
     stop.store(true, Ordering::Relaxed);
+    waker.wake();
     let _ = worker.join();
     info!("omnigate stopped");
     Ok(())

@@ -18,6 +18,7 @@ use omnigate_gate::egress::{Clearance, Outbound};
 use omnigate_runtime::{EgressInspector, EgressRequest};
 
 pub use audience::in_holdout;
+pub use campaign::runner::{Runner, Waker};
 pub use campaign::{CampaignError, Campaigns, RunEnd, RunOptions, Status};
 pub use journeys::{JourneyError, JourneyOptions, Journeys};
 pub use send::{Item, Ready, SendError, Sender, Sent, message_parts};

@@ -31,6 +31,7 @@ use crate::send::Sender;
 
 mod background;
 mod run;
+pub mod runner;
 
 pub(crate) use run::{blocked_reason, engine_reason};
 
