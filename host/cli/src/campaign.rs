@@ -6,7 +6,6 @@
 //! lifecycle does not allow, a campaign run by another process), 2 on bad
 //! input or usage.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,10 +21,10 @@ use omnigate_engine::{
 use omnigate_gate::Gate;
 use omnigate_gate::egress::Clearance;
 use omnigate_runtime::{Plugin, Runtime, RuntimeConfig};
-use omnigate_service::{Location, ServiceError, input};
+use omnigate_service::{Location, input};
 use serde::Serialize;
 
-use crate::data::{Common, Failure, Format, emit, finish, load_policy, open_input};
+use crate::data::{Common, Failure, Format, emit, finish, load_policy, read_definition};
 
 /// `omnigate campaign ...`.
 #[derive(Debug, Args)]
@@ -245,23 +244,7 @@ fn campaign_inner(args: CampaignArgs) -> Result<(), Failure> {
     match args.command {
         CampaignCommand::Create { file } => {
             let actor = common.actor()?;
-            let mut input = open_input(&file)?;
-            let mut text = String::new();
-            input
-                .reader
-                .read_to_string(&mut text)
-                .map_err(|e| Failure::Usage(format!("cannot read `{file}`: {e}")))?;
-            let at = Location::Document {
-                name: input.name.clone(),
-                path: "$".into(),
-            };
-            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                Failure::Service(ServiceError::invalid(
-                    at.clone(),
-                    format!("not JSON: {e} (line {}, column {})", e.line(), e.column()),
-                ))
-            })?;
-            let def = input::campaign_definition(value, &at)?;
+            let def = read_definition(&file, input::campaign_definition)?;
             let store = open_store(common, true)?;
             let campaigns = Campaigns::new(store, options(&actor));
             let (record, created) = campaigns.create(&actor, &def).map_err(failure)?;

@@ -344,6 +344,31 @@ impl Common {
     }
 }
 
+/// Reads a JSON definition (a campaign's, a journey's) from a file or `-`,
+/// checked by `parse`; errors name the file and the JSON path.
+pub(crate) fn read_definition<T>(
+    file: &str,
+    parse: impl FnOnce(serde_json::Value, &Location) -> omnigate_service::ServiceResult<T>,
+) -> Result<T, Failure> {
+    let mut input = open_input(file)?;
+    let mut text = String::new();
+    input
+        .reader
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::Usage(format!("cannot read `{file}`: {e}")))?;
+    let at = Location::Document {
+        name: input.name.clone(),
+        path: "$".into(),
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure::Service(ServiceError::invalid(
+            at.clone(),
+            format!("not JSON: {e} (line {}, column {})", e.line(), e.column()),
+        ))
+    })?;
+    Ok(parse(value, &at)?)
+}
+
 /// Loads the policy set in `dir`; `consequence` ends the message when it
 /// does not load (e.g. ", so the version cannot be pre-screened").
 pub(crate) fn load_policy(dir: &Path, consequence: &str) -> Result<Arc<PolicyHandle>, Failure> {

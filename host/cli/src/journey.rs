@@ -5,7 +5,6 @@
 //! Exit status: 0 on success, 1 when a rule refused the change (a move the
 //! lifecycle does not allow), 2 on bad input or usage.
 
-use std::io::Read as _;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
@@ -16,11 +15,11 @@ use omnigate_core::journeys::{
 };
 use omnigate_engine::journeys::{JourneyStatus, Tick};
 use omnigate_engine::{JourneyError, JourneyOptions, Journeys, RunOptions};
-use omnigate_service::{Location, ServiceError, input, orchestration};
+use omnigate_service::{Location, input, orchestration};
 use serde::Serialize;
 
 use crate::campaign::{EngineDirs, engine};
-use crate::data::{Common, Failure, emit, finish, open_input, utc};
+use crate::data::{Common, Failure, emit, finish, read_definition, utc};
 
 /// `omnigate journey ...`.
 #[derive(Debug, Args)]
@@ -125,23 +124,7 @@ fn journey_inner(args: JourneyArgs) -> Result<(), Failure> {
     match args.command {
         JourneyCommand::Create { file } => {
             let actor = common.actor()?;
-            let mut input = open_input(&file)?;
-            let mut text = String::new();
-            input
-                .reader
-                .read_to_string(&mut text)
-                .map_err(|e| Failure::Usage(format!("cannot read `{file}`: {e}")))?;
-            let at = Location::Document {
-                name: input.name.clone(),
-                path: "$".into(),
-            };
-            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                Failure::Service(ServiceError::invalid(
-                    at.clone(),
-                    format!("not JSON: {e} (line {}, column {})", e.line(), e.column()),
-                ))
-            })?;
-            let def = input::journey_definition(value, &at)?;
+            let def = read_definition(&file, input::journey_definition)?;
             let journeys = Journeys::new(common.store(true)?, options(&actor));
             let (record, created) = journeys.create(&actor, &def).map_err(failure)?;
             emit(

@@ -20,6 +20,26 @@ use crate::journey::JourneyConfig;
 use crate::store::StoreResult;
 use crate::template::Values;
 
+/// Checks the shape of a campaign or journey id: 1 to 64 lowercase
+/// letters, digits, `-`, `_` or `.`, starting with a letter or digit.
+///
+/// # Errors
+///
+/// Says what is wrong, naming the `kind` of id.
+pub(crate) fn check_id(kind: &str, id: String) -> Result<String, String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c);
+    let first_ok = id
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if id.is_empty() || id.len() > 64 || !first_ok || !id.chars().all(ok_char) {
+        return Err(format!(
+            "invalid {kind} id `{id}`: use 1 to 64 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+        ));
+    }
+    Ok(id)
+}
+
 /// A campaign's id: 1 to 64 characters, lowercase letters, digits, `-`,
 /// `_` and `.`, starting with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -33,18 +53,7 @@ impl CampaignId {
     ///
     /// Says what is wrong with `id`.
     pub fn new(id: impl Into<String>) -> Result<CampaignId, String> {
-        let id = id.into();
-        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c);
-        let first_ok = id
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if id.is_empty() || id.len() > 64 || !first_ok || !id.chars().all(ok_char) {
-            return Err(format!(
-                "invalid campaign id `{id}`: use 1 to 64 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit"
-            ));
-        }
-        Ok(CampaignId(id))
+        check_id("campaign", id.into()).map(CampaignId)
     }
 
     /// The id.

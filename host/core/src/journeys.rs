@@ -33,18 +33,7 @@ impl JourneyId {
     ///
     /// Says what is wrong with `id`.
     pub fn new(id: impl Into<String>) -> Result<JourneyId, String> {
-        let id = id.into();
-        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c);
-        let first_ok = id
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if id.is_empty() || id.len() > 64 || !first_ok || !id.chars().all(ok_char) {
-            return Err(format!(
-                "invalid journey id `{id}`: use 1 to 64 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit"
-            ));
-        }
-        Ok(JourneyId(id))
+        crate::campaign::check_id("journey", id.into()).map(JourneyId)
     }
 
     /// The id.
