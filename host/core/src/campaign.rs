@@ -693,6 +693,17 @@ pub struct Reason {
     pub message: String,
 }
 
+impl Reason {
+    /// One line for a rep's suggestion notes: `email: consent-opt-in (no
+    /// consent ...)`.
+    pub fn note(&self) -> String {
+        match self.channel {
+            Some(c) => format!("{c}: {} ({})", self.rules.join(", "), self.message),
+            None => format!("{} ({})", self.rules.join(", "), self.message),
+        }
+    }
+}
+
 /// One HCP of a campaign's audience.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {

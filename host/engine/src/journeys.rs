@@ -777,13 +777,7 @@ impl Journeys {
                     "{rationale} (journey `{}`, after event `{}`)",
                     def.id, a.action.event
                 ),
-                notes: reasons
-                    .iter()
-                    .map(|x| match x.channel {
-                        Some(c) => format!("{c}: {} ({})", x.rules.join(", "), x.message),
-                        None => format!("{} ({})", x.rules.join(", "), x.message),
-                    })
-                    .collect(),
+                notes: reasons.iter().map(Reason::note).collect(),
                 created_at: now,
                 due_at: now + expires.min(86_400_000),
                 expires_at: now + expires,
@@ -891,18 +885,7 @@ impl Journeys {
                         }
                     }
                     _ => {
-                        let to = if d.state == DispatchState::Queued {
-                            DispatchState::Cancelled
-                        } else {
-                            DispatchState::Failed
-                        };
-                        self.store.set_dispatch_state(
-                            &self.options.actor,
-                            &d.dispatch.id,
-                            &[d.state],
-                            to,
-                            Some("the gate blocked it on resume"),
-                        )?;
+                        self.sender()?.withdraw_blocked(&d)?;
                         update.state = ActionState::Suppressed;
                         update.reasons.push(blocked_reason(&decided.record));
                     }

@@ -217,6 +217,32 @@ impl Sender {
         &self.actor
     }
 
+    /// Takes a dispatch the gate blocked when it was resumed out of the
+    /// ledger: `queued` becomes `cancelled` (it never left), `sending`
+    /// becomes `failed` (whether the provider got it is unknown).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub fn withdraw_blocked(
+        &self,
+        d: &omnigate_core::ledger::DispatchRecord,
+    ) -> Result<(), StoreError> {
+        let to = if d.state == DispatchState::Queued {
+            DispatchState::Cancelled
+        } else {
+            DispatchState::Failed
+        };
+        self.store.set_dispatch_state(
+            &self.actor,
+            &d.dispatch.id,
+            &[d.state],
+            to,
+            Some("the gate blocked it on resume"),
+        )?;
+        Ok(())
+    }
+
     /// Sends a batch through one adapter; one result per item, in order.
     ///
     /// # Errors

@@ -473,18 +473,7 @@ impl Campaigns {
                         });
                     }
                     _ => {
-                        let to = if d.state == DispatchState::Queued {
-                            DispatchState::Cancelled
-                        } else {
-                            DispatchState::Failed
-                        };
-                        self.store.set_dispatch_state(
-                            &self.options.actor,
-                            &d.dispatch.id,
-                            &[d.state],
-                            to,
-                            Some("the gate blocked it on resume"),
-                        )?;
+                        self.sender()?.withdraw_blocked(&d)?;
                         w.reasons.push(blocked_reason(&decided.record));
                         w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
                     }
@@ -708,14 +697,7 @@ impl Campaigns {
                     .rationale
                     .clone()
                     .unwrap_or_else(|| "resumed campaign dispatch".into()),
-                notes: w
-                    .reasons
-                    .iter()
-                    .map(|x| match x.channel {
-                        Some(c) => format!("{c}: {} ({})", x.rules.join(", "), x.message),
-                        None => format!("{} ({})", x.rules.join(", "), x.message),
-                    })
-                    .collect(),
+                notes: w.reasons.iter().map(Reason::note).collect(),
                 created_at: now,
                 due_at: now + def.suggestions.due.millis,
                 expires_at: now + def.suggestions.expires.millis,
