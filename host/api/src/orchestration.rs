@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use omnigate_core::event::now_millis;
 use omnigate_core::journeys::JourneyState;
 use omnigate_core::suggestion::{SuggestionFilter, SuggestionState};
@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::problem::{ApiError, FieldProblem};
-use crate::v1::Actor;
+use crate::v1::{Actor, blocking, ok};
 
 /// What the orchestration endpoints work on.
 #[derive(Debug, Clone)]
@@ -68,21 +68,6 @@ pub fn routes(o: Arc<Orchestration>) -> Router {
         .route("/v1/suggestions/{id}/done", post(suggestion_done))
         .route("/v1/suggestions/{id}/dismiss", post(suggestion_dismiss))
         .with_state(o)
-}
-
-/// Runs an engine call on a blocking thread (the store blocks).
-async fn blocking<T: Send + 'static>(
-    o: Arc<Orchestration>,
-    f: impl FnOnce(&Orchestration) -> ServiceResult<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || f(&o))
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
-        .map_err(ApiError::from)
-}
-
-fn ok<T: Serialize>(status: StatusCode, body: T) -> Response {
-    (status, Json(body)).into_response()
 }
 
 fn path_arg(name: &str) -> Location {

@@ -63,18 +63,18 @@ pub fn routes(service: Arc<Service>) -> Router {
 
 type Svc = State<Arc<Service>>;
 
-/// Runs a service call on a blocking thread (the store blocks).
-async fn blocking<T: Send + 'static>(
-    service: Arc<Service>,
-    f: impl FnOnce(&Service) -> ServiceResult<T> + Send + 'static,
+/// Runs a call on a blocking thread (the store blocks).
+pub(crate) async fn blocking<S: Send + Sync + 'static, T: Send + 'static>(
+    state: Arc<S>,
+    f: impl FnOnce(&S) -> ServiceResult<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || f(&service))
+    tokio::task::spawn_blocking(move || f(&state))
         .await
         .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
         .map_err(ApiError::from)
 }
 
-fn ok<T: Serialize>(status: StatusCode, body: T) -> Response {
+pub(crate) fn ok<T: Serialize>(status: StatusCode, body: T) -> Response {
     (status, Json(body)).into_response()
 }
 
