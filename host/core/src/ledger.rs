@@ -364,6 +364,9 @@ pub struct FactsQuery {
     pub consent: Option<(Option<String>, Channel, Purpose, Option<String>)>,
     /// Contacts planned at or after this time are read.
     pub contacts_since: UnixMillis,
+    /// When set, the HCP's engagement features as of this time are read
+    /// too (the contact caps that depend on engagement need them).
+    pub features_at: Option<UnixMillis>,
 }
 
 /// The answers, read in one snapshot where the backend can.
@@ -380,13 +383,19 @@ pub struct GateFacts {
     pub consent: Option<crate::consent::ConsentRecord>,
     /// The HCP's contacts since the time asked (empty for an unknown HCP).
     pub contacts: Vec<Contact>,
+    /// The HCP's engagement features (when asked for and the HCP exists).
+    pub features: Option<crate::snapshot::EngagementStats>,
 }
 
 /// One read for the gate's facts about a dispatch. The default reads them
 /// one call at a time; a backend overrides it to read them in one
 /// snapshot (consistent, and cheaper).
 pub trait GateFactsStore:
-    crate::store::HcpStore + crate::store::ConsentStore + crate::store::ContentStore + LedgerStore
+    crate::store::HcpStore
+    + crate::store::ConsentStore
+    + crate::store::ContentStore
+    + crate::store::EventStore
+    + LedgerStore
 {
     /// The facts for `q`.
     fn gate_facts(&self, q: &FactsQuery) -> StoreResult<GateFacts> {
@@ -396,8 +405,8 @@ pub trait GateFactsStore:
             Some(item) => self.latest_approved(item)?,
             None => None,
         };
-        let (consent, contacts) = match &profile {
-            None => (None, Vec::new()),
+        let (consent, contacts, features) = match &profile {
+            None => (None, Vec::new(), None),
             Some(p) => {
                 let consent = match &q.consent {
                     None => None,
@@ -411,7 +420,15 @@ pub trait GateFactsStore:
                         })?
                     }
                 };
-                (consent, self.contacts_since(&q.hcp, q.contacts_since)?)
+                let features = match q.features_at {
+                    Some(at) => Some(self.features(&q.hcp, at)?),
+                    None => None,
+                };
+                (
+                    consent,
+                    self.contacts_since(&q.hcp, q.contacts_since)?,
+                    features,
+                )
             }
         };
         Ok(GateFacts {
@@ -420,6 +437,7 @@ pub trait GateFactsStore:
             latest_approved,
             consent,
             contacts,
+            features,
         })
     }
 }

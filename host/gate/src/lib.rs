@@ -241,6 +241,7 @@ impl Gate {
                 )
             }),
             contacts_since: since,
+            features_at: Some(req.at),
         })?;
         let Some(profile) = facts.profile else {
             d.block(
@@ -286,7 +287,11 @@ impl Gate {
         let (consent_rules, consent) = contact::consent(store, set, &subject, deciding)?;
         d.rules.extend(consent_rules);
         d.consent = consent;
-        let features = store.features(&req.hcp, req.at)?;
+        // Read with the facts; a backend that left them out is read now.
+        let features = match facts.features {
+            Some(f) => f,
+            None => store.features(&req.hcp, req.at)?,
+        };
         // A dispatch put to the gate again (a retry, a resumed run) is in
         // the ledger already: it does not count against itself.
         let itself = |c: &omnigate_core::ledger::Contact| {

@@ -633,7 +633,7 @@ impl CampaignStore for SqliteStore {
                 .prepare_cached(
                     "SELECT c.id FROM campaign_member AS m JOIN campaign AS c ON c.num = m.campaign_num
                      WHERE m.hcp = ?1 AND m.outcome = 'pending' AND c.priority > ?2 AND c.id <> ?3
-                       AND c.state IN ('running', 'scheduled')
+                       AND (c.state = 'running' OR c.state = 'scheduled')
                      ORDER BY c.priority DESC, c.num LIMIT 1",
                 )
                 .during(OP)?
@@ -761,7 +761,7 @@ impl CampaignStore for SqliteStore {
             counts.settled_last_minute = c
                 .prepare_cached(
                     "SELECT count(*) FROM campaign_member
-                     WHERE campaign_num = ?1 AND outcome NOT IN ('pending', 'holdout')
+                     WHERE campaign_num = ?1 AND outcome <> 'pending' AND outcome <> 'holdout'
                        AND updated_at > ?2",
                 )
                 .during(OP)?

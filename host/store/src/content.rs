@@ -492,8 +492,8 @@ impl ContentStore for SqliteStore {
         const OP: &str = "read an item's latest approved version";
         self.read(OP, |c| {
             c.prepare_cached(
-                "SELECT hash FROM content_version
-                 WHERE item_id = ?1 AND state IN ('approved', 'expired', 'withdrawn')
+                "SELECT hash FROM content_version INDEXED BY content_version_item_state
+                 WHERE item_id = ?1 AND (state = 'approved' OR state = 'expired' OR state = 'withdrawn')
                  ORDER BY created_at DESC, hash DESC LIMIT 1",
             )
             .and_then(|mut s| {
@@ -508,7 +508,10 @@ impl ContentStore for SqliteStore {
         const OP: &str = "read a content version's state";
         self.read(OP, |c| {
             let state: Option<String> = c
-                .prepare_cached("SELECT state FROM content_version WHERE hash = ?1")
+                .prepare_cached(
+                    "SELECT state FROM content_version INDEXED BY content_version_state
+                     WHERE hash = ?1",
+                )
                 .and_then(|mut s| s.query_row([&hash.0], |r| r.get(0)).optional())
                 .during(OP)?;
             state

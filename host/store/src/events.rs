@@ -1188,21 +1188,34 @@ impl EventStore for SqliteStore {
         const OP: &str = "read features";
         self.read(OP, |c| {
             let (members, view) = self.hot_view(c, hcp, OP)?;
-            let mut hot = view.events;
-            for &(from, to) in &view.missing {
-                for r in hot::scan_log(c, from, to).map_err(|e| e.during(OP))? {
-                    if members.contains(&r.hcp_num) {
-                        hot.push((r.hcp_num, r.event));
-                    }
-                }
-            }
-            read_features(c, &members, &hot, now)
+            features_of_group(c, &members, view, now)
         })
     }
 }
 
 fn to_u32(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The features of an identity group (`members`) in the snapshot `view`
+/// was taken for: the hot tier's events plus those the tier missed, read
+/// from the log.
+pub(crate) fn features_of_group(
+    c: &Connection,
+    members: &[i64],
+    view: HotView,
+    now: UnixMillis,
+) -> StoreResult<EngagementStats> {
+    const OP: &str = "read features";
+    let mut hot = view.events;
+    for &(from, to) in &view.missing {
+        for r in hot::scan_log(c, from, to).map_err(|e| e.during(OP))? {
+            if members.contains(&r.hcp_num) {
+                hot.push((r.hcp_num, r.event));
+            }
+        }
+    }
+    read_features(c, members, &hot, now)
 }
 
 /// A few index lookups whatever the history's length: the HCP's per-channel

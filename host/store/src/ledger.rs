@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::audit::AuditWriter;
 use crate::db::{During, SqliteStore, corrupt};
-use crate::{hcp, identity};
+use crate::{hcp, hot, identity};
 
 /// Most decisions one listing returns.
 pub const MAX_LISTING: usize = 1000;
@@ -525,7 +525,9 @@ fn contacts_in_group(c: &Connection, group: &[i64], since: i64) -> StoreResult<V
         .prepare_cached(
             "SELECT planned_at, channel, campaign, id FROM dispatch
              WHERE hcp_num = ?1 AND planned_at >= ?2
-               AND state IN ('queued', 'sending', 'sent')",
+               AND (state = 'queued' OR state = 'sending' OR state = 'sent')",
+            // (Not `state IN (...)`: SQLite builds a temporary table for a
+            // constant IN list at every run of the statement.)
         )
         .during(OP)?;
     for &num in group {
@@ -555,50 +557,38 @@ fn contacts_in_group(c: &Connection, group: &[i64], since: i64) -> StoreResult<V
     Ok(out)
 }
 
-/// [`identity::group_of`] in one statement (the gate reads it for every
-/// dispatch): the HCP's survivor (itself when not merged) first, then every
-/// record merged into that survivor, in merge order.
-fn group_in_one(c: &Connection, id: &HcpId) -> StoreResult<Vec<i64>> {
-    const OP: &str = "resolve an HCP's identity";
-    let mut stmt = c
-        .prepare_cached(
-            "WITH s(n) AS (
-                 SELECT coalesce(
-                     (SELECT survivor_num FROM hcp_merge
-                      WHERE merged_num = h.num AND reverted_at IS NULL),
-                     h.num)
-                 FROM hcp h WHERE h.id = ?1)
-             SELECT 0, n, 0 FROM s
-             UNION ALL
-             SELECT 1, m.merged_num, m.id FROM hcp_merge m, s
-             WHERE m.survivor_num = s.n AND m.reverted_at IS NULL
-             ORDER BY 1, 3",
-        )
-        .during(OP)?;
-    let group: Vec<i64> = stmt
-        .query_map([id.as_str()], |r| r.get(1))
-        .and_then(|rows| rows.collect())
-        .during(OP)?;
-    if group.is_empty() {
-        return Err(StoreError::UnknownHcp(id.clone()));
-    }
-    Ok(group)
-}
-
 impl GateFactsStore for SqliteStore {
     fn gate_facts(&self, q: &FactsQuery) -> StoreResult<GateFacts> {
         const OP: &str = "read the gate's facts";
         // One read transaction: every fact from the same snapshot.
         self.read(OP, |c| {
-            let profile = hcp::load(c, &q.hcp)?;
+            // The first read of the transaction starts its snapshot: taken
+            // while the hot tier is held, as for any features read (see
+            // `hot_view`).
+            let tier = self.hot();
+            let group = match identity::group_of(c, &q.hcp) {
+                Ok(g) => Some(g),
+                Err(StoreError::UnknownHcp(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let view = match (&group, q.features_at) {
+                (Some(g), Some(_)) => Some(tier.view(g, hot::marks(c).during(OP)?)),
+                _ => None,
+            };
+            drop(tier);
+            let profile = match &group {
+                Some(_) => hcp::load(c, &q.hcp)?,
+                None => None,
+            };
             // The version's state and, when the item is known, the item's
             // latest approved version: one statement, one row either way.
             let (version_state, latest_approved): (Option<String>, Option<String>) = c
                 .prepare_cached(
-                    "SELECT (SELECT state FROM content_version WHERE hash = ?1),
-                            (SELECT hash FROM content_version
+                    "SELECT (SELECT state FROM content_version INDEXED BY content_version_state
+                             WHERE hash = ?1),
+                            (SELECT hash FROM content_version INDEXED BY content_version_item_state
                              WHERE ?2 IS NOT NULL AND item_id = ?2
-                               AND state IN ('approved', 'expired', 'withdrawn')
+                               AND (state = 'approved' OR state = 'expired' OR state = 'withdrawn')
                              ORDER BY created_at DESC, hash DESC LIMIT 1)",
                 )
                 .and_then(|mut s| {
@@ -614,11 +604,10 @@ impl GateFactsStore for SqliteStore {
                 })
                 .transpose()?;
             let latest_approved = latest_approved.map(VersionHash);
-            let (consent, contacts) = match &profile {
-                None => (None, Vec::new()),
-                Some(p) => {
-                    // One merge-group lookup serves consent and contacts.
-                    let group = group_in_one(c, &q.hcp)?;
+            let (consent, contacts, features) = match (&profile, group) {
+                (Some(p), Some(group)) => {
+                    // One merge-group lookup serves consent, contacts and
+                    // features.
                     let consent = match &q.consent {
                         None => None,
                         Some((market, channel, purpose, product)) => {
@@ -635,8 +624,16 @@ impl GateFactsStore for SqliteStore {
                             )?
                         }
                     };
-                    (consent, contacts_in_group(c, &group, q.contacts_since)?)
+                    let contacts = contacts_in_group(c, &group, q.contacts_since)?;
+                    let features = match (view, q.features_at) {
+                        (Some(view), Some(at)) => {
+                            Some(crate::events::features_of_group(c, &group, view, at)?)
+                        }
+                        _ => None,
+                    };
+                    (consent, contacts, features)
                 }
+                _ => (None, Vec::new(), None),
             };
             Ok(GateFacts {
                 profile,
@@ -644,6 +641,7 @@ impl GateFactsStore for SqliteStore {
                 latest_approved,
                 consent,
                 contacts,
+                features,
             })
         })
     }

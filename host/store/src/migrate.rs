@@ -87,6 +87,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0012_journeys.sql",
         sql: include_str!("../migrations/0012_journeys.sql"),
     },
+    Migration {
+        version: 13,
+        name: "0013_content_state_index.sql",
+        sql: include_str!("../migrations/0013_content_state_index.sql"),
+    },
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {

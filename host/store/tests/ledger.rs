@@ -11,13 +11,14 @@ mod common;
 
 use common::*;
 use omnigate_core::Channel;
+use omnigate_core::EventType;
 use omnigate_core::consent::Purpose;
 use omnigate_core::content::VersionHash;
 use omnigate_core::ledger::{
     CancelScope, DecisionFilter, DecisionRecord, DispatchState, LedgerStore, NewDispatch, Outcome,
     RuleOutcome, Verdict,
 };
-use omnigate_core::store::{AuditStore, IdentityStore};
+use omnigate_core::store::{AuditStore, EventStore, IdentityStore};
 
 fn decision(n: u32, hcp: &str, verdict: Verdict, rule: &str) -> DecisionRecord {
     DecisionRecord {
@@ -357,6 +358,18 @@ fn gate_facts_read_what_the_single_reads_read_across_merges() {
         ],
     )
     .unwrap();
+    // Engagement on both sides of the later merge: the features of the
+    // group add up, part of them still in the hot tier.
+    s.ingest(
+        "t",
+        "b1",
+        &[
+            event("e1", "h1", EventType::EmailOpened, NOW - 2 * DAY),
+            event("e2", "h2", EventType::EmailClicked, NOW - DAY),
+            event("e3", "h3", EventType::EmailOpened, NOW - 3 * DAY),
+        ],
+    )
+    .unwrap();
     let check = |when: &str| {
         for hcp in ["h1", "h2", "h3", "nobody"] {
             for product in [None, Some("cardiozen")] {
@@ -371,13 +384,21 @@ fn gate_facts_read_what_the_single_reads_read_across_merges() {
                         product.map(str::to_owned),
                     )),
                     contacts_since: NOW - 30 * DAY,
+                    features_at: Some(NOW),
                 };
                 let facts = s.gate_facts(&q).unwrap();
                 assert_eq!(facts.profile, s.profile(&id(hcp)).unwrap(), "{when} {hcp}");
                 if facts.profile.is_none() {
                     assert!(facts.consent.is_none() && facts.contacts.is_empty());
+                    assert!(facts.features.is_none());
                     continue;
                 }
+                let features = s.features(&id(hcp), NOW).unwrap();
+                assert!(
+                    features.channels.iter().any(|c| c.opens + c.clicks > 0),
+                    "{when} {hcp}"
+                );
+                assert_eq!(facts.features, Some(features), "{when} {hcp}");
                 let single = s
                     .deciding_consent(&ConsentQuery {
                         hcp: id(hcp),
@@ -407,8 +428,10 @@ fn gate_facts_read_what_the_single_reads_read_across_merges() {
             item: None,
             consent: Some((None, Channel::Email, Purpose::Promotional, None)),
             contacts_since: NOW - 30 * DAY,
+            features_at: None,
         })
         .unwrap();
+    assert!(facts.features.is_none());
     // The group's contacts: h1's and h2's (h3's is older than 30 days).
     assert_eq!(facts.contacts.len(), 2);
     s.unmerge_hcps("e", m2, "not the same").unwrap();
