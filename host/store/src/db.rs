@@ -130,6 +130,17 @@ pub enum OpenError {
         /// Hash of what this build has.
         built_in: String,
     },
+    /// A migration ran but left the schema other than it should be; it
+    /// was rolled back.
+    #[error("migration `{name}` of database `{path}` failed: {message}")]
+    Migration {
+        /// The file.
+        path: PathBuf,
+        /// The migration.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The SQLite implementation of [`omnigate_core::Store`].
