@@ -89,7 +89,9 @@ pub enum CampaignError {
 /// How runs behave.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Members per page (a pause takes effect between pages).
+    /// Members per page (a pause takes effect between pages). 500 by
+    /// default: as fast as larger pages (100k HCPs: 20.2 s with 500, 20.7
+    /// to 21.5 s with 1,000, 23.1 s with 200), at half the work in flight.
     pub page: usize,
     /// How long a run's lease lasts without renewal.
     pub lease: Duration,
@@ -106,7 +108,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            page: 200,
+            page: 500,
             lease: Duration::from_secs(15),
             max_attempts: 4,
             backoff: Duration::from_secs(2),
