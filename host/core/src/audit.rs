@@ -78,6 +78,25 @@ pub fn entry_hash(
     sha256_hex(canonical.as_bytes())
 }
 
+/// The payload of a gate decision's audit entry: the sha256 of the
+/// decision's record, whose canonical JSON is stored in the decision's own
+/// row. The chain commits to the record without holding a second copy of
+/// it; [`decision_matches`] checks a row against its entry.
+pub fn decision_commitment(record_json: &str) -> String {
+    // One key and a hex value: this is its canonical JSON.
+    format!(
+        "{{\"record_sha256\":\"{}\"}}",
+        sha256_hex(record_json.as_bytes())
+    )
+}
+
+/// Whether a decision's stored record is the one its audit entry recorded:
+/// the entry holds the record's sha256 ([`decision_commitment`]) or, for
+/// entries written before that form, the record itself.
+pub fn decision_matches(payload: &str, record_json: &str) -> bool {
+    payload == decision_commitment(record_json) || payload == record_json
+}
+
 impl NewAuditEntry {
     /// A new entry.
     pub fn new(
@@ -159,6 +178,16 @@ pub enum ChainProblem {
         stored: String,
         /// The hash of the stored content.
         computed: String,
+    },
+    /// A gate decision's stored record is not the one its audit entry
+    /// recorded, or the decision has no audit entry (then the break's `seq`
+    /// is 0).
+    #[error("gate decision `{decision}`: {reason}")]
+    DecisionMismatch {
+        /// The decision's id.
+        decision: String,
+        /// What does not match.
+        reason: String,
     },
 }
 

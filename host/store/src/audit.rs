@@ -1,7 +1,8 @@
 //! Appending to and verifying the hash-chained audit log.
 
 use omnigate_core::audit::{
-    AuditEntry, AuditHead, AuditReport, ChainVerifier, GENESIS_HASH, NewAuditEntry, entry_hash,
+    AuditEntry, AuditHead, AuditReport, ChainBreak, ChainProblem, ChainVerifier, GENESIS_HASH,
+    NewAuditEntry, decision_matches, entry_hash,
 };
 use omnigate_core::event::now_millis;
 use omnigate_core::store::{AuditStore, StoreResult};
@@ -118,7 +119,9 @@ fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
 const SELECT: &str =
     "SELECT seq, at, actor, action, subject, payload, prev_hash, hash FROM audit_log";
 
-/// Walks the whole chain in seq order on `conn`, stopping at the first break.
+/// Walks the whole chain in seq order on `conn`, stopping at the first
+/// break; then, the chain intact, checks every gate decision's stored record
+/// against the sha256 its entry committed to.
 pub(crate) fn verify(conn: &Connection) -> rusqlite::Result<AuditReport> {
     let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
@@ -128,7 +131,48 @@ pub(crate) fn verify(conn: &Connection) -> rusqlite::Result<AuditReport> {
             break;
         }
     }
-    Ok(v.finish())
+    let mut report = v.finish();
+    if report.is_intact() {
+        report.broken = check_decisions(conn)?;
+    }
+    Ok(report)
+}
+
+/// The first gate decision whose row does not match its audit entry, or
+/// that has none.
+fn check_decisions(conn: &Connection) -> rusqlite::Result<Option<ChainBreak>> {
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.record, a.seq, a.payload FROM decision d
+         LEFT JOIN audit_log a ON a.subject = d.id AND a.action = 'gate.decision'
+         ORDER BY d.num",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let decision: String = row.get(0)?;
+        let record: String = row.get(1)?;
+        let entry: Option<(i64, String)> = match row.get::<_, Option<i64>>(2)? {
+            Some(seq) => Some((seq, row.get(3)?)),
+            None => None,
+        };
+        let broken = |seq: i64, reason: &str| ChainBreak {
+            seq,
+            problem: ChainProblem::DecisionMismatch {
+                decision: decision.clone(),
+                reason: reason.to_owned(),
+            },
+        };
+        match entry {
+            None => return Ok(Some(broken(0, "it has no audit entry"))),
+            Some((seq, payload)) if !decision_matches(&payload, &record) => {
+                return Ok(Some(broken(
+                    seq,
+                    "its stored record is not the one its audit entry recorded",
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(None)
 }
 
 impl AuditStore for SqliteStore {

@@ -262,9 +262,11 @@ impl LedgerStore for SqliteStore {
                     .and_then(|mut s| s.execute(params![rule, dnum]))
                     .during(OP)?;
                 }
-                // The audit payload is the record's canonical JSON, as
-                // stored in the row: serialized once for both.
-                audit.append_canonical(tx, actor, "gate.decision", &d.id, record)?;
+                // The audit entry commits to the record by its sha256; the
+                // record itself is stored once, in its row (`audit verify`
+                // checks the row against the entry).
+                let commitment = omnigate_core::audit::decision_commitment(&record);
+                audit.append_canonical(tx, actor, "gate.decision", &d.id, commitment)?;
                 report.decisions += 1;
             }
             for d in dispatches {

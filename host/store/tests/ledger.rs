@@ -115,8 +115,8 @@ fn decisions_and_dispatches_are_recorded_together_and_audited() {
     assert_eq!(actions.iter().filter(|a| *a == "gate.decision").count(), 2);
     assert_eq!(actions.iter().filter(|a| *a == "dispatch.queue").count(), 1);
     assert!(s.verify_audit().unwrap().is_intact());
-    // The decision's audit entry holds the record exactly as its row does
-    // (both the canonical JSON of the record, serialized once).
+    // The decision's audit entry commits to the record as its row holds
+    // it (the canonical JSON of the record) by its sha256.
     let rows: Vec<(String, String)> = s
         .raw()
         .prepare("SELECT id, record FROM decision ORDER BY num")
@@ -127,18 +127,90 @@ fn decisions_and_dispatches_are_recorded_together_and_audited() {
         .unwrap();
     let entries = s.audit_entries(1, 100).unwrap();
     for (id, record) in rows {
-        let e = entries
-            .iter()
-            .find(|e| e.action == "gate.decision" && e.subject == id)
-            .unwrap();
-        assert_eq!(e.payload, record);
         assert_eq!(
-            e.payload,
+            record,
             omnigate_core::canonical::to_canonical_json(
                 &serde_json::to_value(s.decision(&id).unwrap().unwrap()).unwrap()
             )
         );
+        let e = entries
+            .iter()
+            .find(|e| e.action == "gate.decision" && e.subject == id)
+            .unwrap();
+        assert_eq!(
+            e.payload,
+            format!(
+                "{{\"record_sha256\":\"{}\"}}",
+                omnigate_core::canonical::sha256_hex(record.as_bytes())
+            )
+        );
     }
+}
+
+/// A decision row edited after the fact (its guard dropped first), or one
+/// slipped in without an audit entry, breaks verification, which names the
+/// decision; an entry written before the commitment form (the record
+/// itself as payload) still verifies.
+#[test]
+fn an_edited_or_unaudited_decision_is_caught_by_verify() {
+    use omnigate_core::audit::ChainProblem;
+
+    let s = with_hcps(2);
+    s.record_decisions(
+        "engine",
+        &[
+            decision(1, "h1", Verdict::Allow, "email-weekly"),
+            decision(2, "h2", Verdict::Block, "quiet-hours"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert!(s.verify_audit().unwrap().is_intact());
+    let raw = s.raw();
+    raw.execute_batch("DROP TRIGGER decision_no_update")
+        .unwrap();
+    let original: String = raw
+        .query_row("SELECT record FROM decision WHERE id = 'dec-2'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let edited = original.replace("\"block\"", "\"allow\"");
+    assert_ne!(edited, original);
+    raw.execute(
+        "UPDATE decision SET record = ?1, verdict = 'allow' WHERE id = 'dec-2'",
+        [&edited],
+    )
+    .unwrap();
+    let broken = s.verify_audit().unwrap().broken.unwrap();
+    assert!(
+        matches!(&broken.problem, ChainProblem::DecisionMismatch { decision, .. } if decision == "dec-2"),
+        "{broken}"
+    );
+    assert!(broken.seq > 0);
+    raw.execute(
+        "UPDATE decision SET record = ?1, verdict = 'block' WHERE id = 'dec-2'",
+        [&original],
+    )
+    .unwrap();
+    assert!(s.verify_audit().unwrap().is_intact());
+    // A decision row without an entry.
+    raw.execute(
+        "INSERT INTO decision (id, at, dispatch, hcp_num, verdict, record)
+         SELECT 'dec-x', at, 'd-x', hcp_num, verdict, record FROM decision WHERE id = 'dec-1'",
+        [],
+    )
+    .unwrap();
+    let broken = s.verify_audit().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 0);
+    assert!(
+        broken
+            .to_string()
+            .contains("`dec-x`: it has no audit entry"),
+        "{broken}"
+    );
+    // The form before the commitment: the payload is the record itself.
+    assert!(omnigate_core::audit::decision_matches(&original, &original));
+    assert!(!omnigate_core::audit::decision_matches(&original, &edited));
 }
 
 #[test]
