@@ -784,6 +784,70 @@ pub struct Lease {
     pub until: UnixMillis,
 }
 
+/// One member of a page, as a run asks about it.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberQuery<'a> {
+    /// The HCP.
+    pub hcp: &'a HcpId,
+    /// The member's dispatch, when it has one; else its dispatch is looked
+    /// up by `key`.
+    pub dispatch: Option<&'a str>,
+    /// The idempotency key its first dispatch would have.
+    pub key: &'a str,
+}
+
+/// What a run reads about a member before ranking it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberFacts {
+    /// The HCP's profile (`None`: no such HCP any more).
+    pub profile: Option<crate::hcp::HcpProfile>,
+    /// Its engagement features (empty for an unknown HCP).
+    pub features: crate::snapshot::EngagementStats,
+    /// Its journey stage for the brand.
+    pub stage: Option<String>,
+    /// Its dispatch in the ledger, if any.
+    pub dispatch: Option<crate::ledger::DispatchRecord>,
+}
+
+/// The facts of a page of members in one read. The default reads them one
+/// call at a time; a backend overrides it to read them in one snapshot
+/// (one transaction for the page instead of four per member).
+pub trait MemberFactsStore:
+    crate::store::HcpStore
+    + crate::store::EventStore
+    + crate::store::JourneyStore
+    + crate::ledger::LedgerStore
+{
+    /// The facts of `members`, in their order, for `brand` as of `at`.
+    fn member_facts(
+        &self,
+        brand: &str,
+        at: UnixMillis,
+        members: &[MemberQuery<'_>],
+    ) -> StoreResult<Vec<MemberFacts>> {
+        members
+            .iter()
+            .map(|m| {
+                let profile = self.profile(m.hcp)?;
+                let (features, stage) = match &profile {
+                    Some(_) => (self.features(m.hcp, at)?, self.journey_stage(m.hcp, brand)?),
+                    None => (crate::snapshot::EngagementStats::default(), None),
+                };
+                let dispatch = match m.dispatch {
+                    Some(d) => self.dispatch(d)?,
+                    None => self.dispatch_by_key(m.key)?,
+                };
+                Ok(MemberFacts {
+                    profile,
+                    features,
+                    stage,
+                    dispatch,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Campaigns, their members and their runs' leases.
 pub trait CampaignStore {
     /// Stores a new campaign in `draft`. Creating the same definition again

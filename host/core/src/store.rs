@@ -382,6 +382,7 @@ pub trait Store:
     + crate::ledger::LedgerStore
     + crate::ledger::GateFactsStore
     + crate::campaign::CampaignStore
+    + crate::campaign::MemberFactsStore
     + crate::suggestion::SuggestionStore
     + crate::journeys::JourneyRuleStore
     + Send
@@ -400,6 +401,7 @@ impl<T> Store for T where
         + crate::ledger::LedgerStore
         + crate::ledger::GateFactsStore
         + crate::campaign::CampaignStore
+        + crate::campaign::MemberFactsStore
         + crate::suggestion::SuggestionStore
         + crate::journeys::JourneyRuleStore
         + Send

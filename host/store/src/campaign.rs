@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use omnigate_core::Channel;
+use omnigate_core::EngagementStats;
 use omnigate_core::audit::NewAuditEntry;
 use omnigate_core::campaign::{
     CampaignDefinition, CampaignId, CampaignRecord, CampaignState, CampaignStore, DecisionCounts,
-    EngagementCount, Lease, Member, MemberCounts, MemberOutcome, MemberTimeline, MemberUpdate,
-    Reason, Touch,
+    EngagementCount, Lease, Member, MemberCounts, MemberFacts, MemberFactsStore, MemberOutcome,
+    MemberQuery, MemberTimeline, MemberUpdate, Reason, Touch,
 };
 use omnigate_core::canonical::{canonical_json_of, sha256_hex};
 use omnigate_core::content::VersionHash;
@@ -915,4 +916,58 @@ fn touches_sql() -> String {
            AND ch.code = e.channel
          ORDER BY 1, 3, 2"
     )
+}
+
+impl MemberFactsStore for SqliteStore {
+    fn member_facts(
+        &self,
+        brand: &str,
+        at: UnixMillis,
+        members: &[MemberQuery<'_>],
+    ) -> StoreResult<Vec<MemberFacts>> {
+        const OP: &str = "read a page of campaign members";
+        self.read(OP, |c| {
+            // The snapshot starts with its first statement, taken while the
+            // hot tier is held (as for any features read, see `hot_view`);
+            // every member's view of the tier is taken then.
+            let tier = self.hot();
+            let marks = crate::hot::marks(c).during(OP)?;
+            let mut groups = Vec::with_capacity(members.len());
+            for m in members {
+                groups.push(match crate::identity::group_of(c, m.hcp) {
+                    Ok(g) => {
+                        let view = tier.view(&g, marks);
+                        Some((g, view))
+                    }
+                    Err(StoreError::UnknownHcp(_)) => None,
+                    Err(e) => return Err(e),
+                });
+            }
+            drop(tier);
+            members
+                .iter()
+                .zip(groups)
+                .map(|(m, group)| {
+                    let (profile, features, stage) = match group {
+                        Some((g, view)) => (
+                            crate::hcp::load(c, m.hcp)?,
+                            crate::events::features_of_group(c, &g, view, at)?,
+                            self.stage_of_group(c, &g, brand)?,
+                        ),
+                        None => (None, EngagementStats::default(), None),
+                    };
+                    let dispatch = match m.dispatch {
+                        Some(d) => crate::ledger::dispatch_in(c, d)?,
+                        None => crate::ledger::dispatch_by_key_in(c, m.key)?,
+                    };
+                    Ok(MemberFacts {
+                        profile,
+                        features,
+                        stage,
+                        dispatch,
+                    })
+                })
+                .collect()
+        })
+    }
 }

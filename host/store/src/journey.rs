@@ -169,19 +169,7 @@ impl JourneyStore for SqliteStore {
         // A merged group is one HCP: its stage is the furthest any of its
         // records reached.
         self.read("read a journey stage", |c| {
-            let mut best: Option<String> = None;
-            for n in identity::group_of(c, hcp)? {
-                if let Some(stage) = current(c, n, brand).during(OP)? {
-                    let better = match &best {
-                        None => true,
-                        Some(b) => self.journey.rank(&stage) > self.journey.rank(b),
-                    };
-                    if better {
-                        best = Some(stage);
-                    }
-                }
-            }
-            Ok(best)
+            self.stage_of_group(c, &identity::group_of(c, hcp)?, brand)
         })
     }
 
@@ -256,5 +244,30 @@ impl JourneyStore for SqliteStore {
             };
             move_to(tx, audit, actor, &m)
         })
+    }
+}
+
+impl SqliteStore {
+    /// The stage of an identity group (`group`) for `brand`: the furthest
+    /// any of its records reached.
+    pub(crate) fn stage_of_group(
+        &self,
+        c: &Connection,
+        group: &[i64],
+        brand: &str,
+    ) -> StoreResult<Option<String>> {
+        let mut best: Option<String> = None;
+        for &n in group {
+            if let Some(stage) = current(c, n, brand).during(OP)? {
+                let better = match &best {
+                    None => true,
+                    Some(b) => self.journey.rank(&stage) > self.journey.rank(b),
+                };
+                if better {
+                    best = Some(stage);
+                }
+            }
+        }
+        Ok(best)
     }
 }

@@ -395,28 +395,11 @@ impl LedgerStore for SqliteStore {
     }
 
     fn dispatch(&self, id: &str) -> StoreResult<Option<DispatchRecord>> {
-        const OP: &str = "read a dispatch";
-        self.read(OP, |c| {
-            c.prepare_cached(&format!(
-                "SELECT {DISPATCH_COLUMNS} FROM dispatch d JOIN hcp h ON h.num = d.hcp_num WHERE d.id = ?1"
-            ))
-            .and_then(|mut s| s.query_row([id], row_to_dispatch).optional())
-            .during(OP)?
-            .transpose()
-        })
+        self.read(DISPATCH_OP, |c| dispatch_in(c, id))
     }
 
     fn dispatch_by_key(&self, key: &str) -> StoreResult<Option<DispatchRecord>> {
-        const OP: &str = "read a dispatch";
-        self.read(OP, |c| {
-            c.prepare_cached(&format!(
-                "SELECT {DISPATCH_COLUMNS} FROM dispatch d JOIN hcp h ON h.num = d.hcp_num \
-                 WHERE d.idempotency_key = ?1"
-            ))
-            .and_then(|mut s| s.query_row([key], row_to_dispatch).optional())
-            .during(OP)?
-            .transpose()
-        })
+        self.read(DISPATCH_OP, |c| dispatch_by_key_in(c, key))
     }
 
     fn set_dispatch_state(
@@ -463,6 +446,29 @@ impl LedgerStore for SqliteStore {
     fn contacts_since(&self, hcp_id: &HcpId, since: i64) -> StoreResult<Vec<Contact>> {
         self.read("read an HCP's contacts", |c| contacts_in(c, hcp_id, since))
     }
+}
+
+const DISPATCH_OP: &str = "read a dispatch";
+
+/// The dispatch with this id, inside a read.
+pub(crate) fn dispatch_in(c: &Connection, id: &str) -> StoreResult<Option<DispatchRecord>> {
+    c.prepare_cached(&format!(
+        "SELECT {DISPATCH_COLUMNS} FROM dispatch d JOIN hcp h ON h.num = d.hcp_num WHERE d.id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([id], row_to_dispatch).optional())
+    .during(DISPATCH_OP)?
+    .transpose()
+}
+
+/// The dispatch with this idempotency key, inside a read.
+pub(crate) fn dispatch_by_key_in(c: &Connection, key: &str) -> StoreResult<Option<DispatchRecord>> {
+    c.prepare_cached(&format!(
+        "SELECT {DISPATCH_COLUMNS} FROM dispatch d JOIN hcp h ON h.num = d.hcp_num \
+         WHERE d.idempotency_key = ?1"
+    ))
+    .and_then(|mut s| s.query_row([key], row_to_dispatch).optional())
+    .during(DISPATCH_OP)?
+    .transpose()
 }
 
 const STATE_OP: &str = "change a dispatch's state";

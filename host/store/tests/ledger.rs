@@ -509,3 +509,83 @@ fn gate_facts_read_what_the_single_reads_read_across_merges() {
     s.unmerge_hcps("e", m2, "not the same").unwrap();
     check("unmerged");
 }
+
+/// A page's member facts (one snapshot) read what the single reads read:
+/// profile, features, journey stage and dispatch, across a merge and for
+/// an unknown HCP.
+#[test]
+fn member_facts_read_what_the_single_reads_read() {
+    use omnigate_core::campaign::{MemberFactsStore, MemberQuery};
+    use omnigate_core::store::{HcpStore, JourneyStore};
+
+    let s = with_hcps(3);
+    s.ingest(
+        "t",
+        "b1",
+        &[
+            event("e1", "h1", EventType::EmailOpened, NOW - 2 * DAY),
+            event("e2", "h2", EventType::EmailClicked, NOW - DAY),
+        ],
+    )
+    .unwrap();
+    s.set_journey_stage("t", &id("h2"), "cardiozen", "interest", "test")
+        .unwrap();
+    s.record_decisions(
+        "e",
+        &[decision(1, "h1", Verdict::Allow, "x")],
+        &[dispatch(1, "h1", NOW - DAY)],
+    )
+    .unwrap();
+    let key = s.dispatch("d-1").unwrap().unwrap().dispatch.idempotency_key;
+    let check = |when: &str| {
+        let hcps = [id("h1"), id("h2"), id("h3"), id("nobody")];
+        let keys = [key.clone(), "k-2".into(), "k-3".into(), "k-4".into()];
+        let queries: Vec<MemberQuery<'_>> = hcps
+            .iter()
+            .zip(&keys)
+            .enumerate()
+            .map(|(i, (hcp, key))| MemberQuery {
+                hcp,
+                // One member names its dispatch, the others go by key.
+                dispatch: (i == 2).then_some("d-1"),
+                key,
+            })
+            .collect();
+        let facts = s.member_facts("cardiozen", NOW, &queries).unwrap();
+        assert_eq!(facts.len(), 4);
+        for (q, f) in queries.iter().zip(&facts) {
+            assert_eq!(f.profile, s.profile(q.hcp).unwrap(), "{when} {}", q.hcp);
+            if f.profile.is_some() {
+                assert_eq!(
+                    f.features,
+                    s.features(q.hcp, NOW).unwrap(),
+                    "{when} {}",
+                    q.hcp
+                );
+                assert_eq!(
+                    f.stage,
+                    s.journey_stage(q.hcp, "cardiozen").unwrap(),
+                    "{when} {}",
+                    q.hcp
+                );
+            } else {
+                assert_eq!(f.stage, None);
+            }
+            let single = match q.dispatch {
+                Some(d) => s.dispatch(d).unwrap(),
+                None => s.dispatch_by_key(q.key).unwrap(),
+            };
+            assert_eq!(f.dispatch, single, "{when} {}", q.hcp);
+        }
+        assert!(facts[0].dispatch.is_some() && facts[2].dispatch.is_some());
+        assert!(facts[1].dispatch.is_none() && facts[3].profile.is_none());
+        facts
+    };
+    let apart = check("apart");
+    assert_eq!(apart[1].stage.as_deref(), Some("interest"));
+    s.merge_hcps("e", &id("h1"), &id("h2"), "same").unwrap();
+    let merged = check("merged");
+    // The survivor now carries the merged record's stage and engagement.
+    assert_eq!(merged[0].stage.as_deref(), Some("interest"));
+    assert_ne!(merged[0].features, apart[0].features);
+}

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnigate_core::campaign::{
-    CampaignDefinition, CampaignId, CampaignState, Filter, Member, MemberOutcome, MemberUpdate,
-    Reason,
+    CampaignDefinition, CampaignId, CampaignState, Filter, Member, MemberFacts, MemberOutcome,
+    MemberQuery, MemberUpdate, Reason,
 };
 use omnigate_core::event::{UnixMillis, now_millis};
 use omnigate_core::ledger::{
@@ -309,12 +309,29 @@ impl Campaigns {
                 && c.definition.priority > def.priority
                 && matches!(c.state, CampaignState::Running | CampaignState::Scheduled)
         });
-        for member in page {
-            let key = dispatch_key(&def.id, member.hcp.as_str(), 1);
-            let existing = match &member.dispatch {
-                Some(d) => self.store.dispatch(d)?,
-                None => self.store.dispatch_by_key(&key)?,
-            };
+        // What the store knows of the page's members, in one read.
+        let keys: Vec<String> = page
+            .iter()
+            .map(|m| dispatch_key(&def.id, m.hcp.as_str(), 1))
+            .collect();
+        let queries: Vec<MemberQuery<'_>> = page
+            .iter()
+            .zip(&keys)
+            .map(|(m, key)| MemberQuery {
+                hcp: &m.hcp,
+                dispatch: m.dispatch.as_deref(),
+                key,
+            })
+            .collect();
+        let facts = self.store.member_facts(&def.product, now, &queries)?;
+        drop(queries);
+        for ((member, key), facts) in page.into_iter().zip(keys).zip(facts) {
+            let MemberFacts {
+                profile,
+                features,
+                stage,
+                dispatch: existing,
+            } = facts;
             let attempts = member.attempts;
             let mut w = Work {
                 member,
@@ -358,6 +375,7 @@ impl Campaigns {
                     scorer,
                     adapters,
                     &mut w,
+                    (profile, features, stage),
                     &key,
                     now,
                     population,
@@ -492,21 +510,20 @@ impl Campaigns {
         scorer: &Plugin,
         adapters: &BTreeMap<Channel, Arc<Plugin>>,
         w: &mut Work,
+        (profile, features, stage): (Option<HcpProfile>, EngagementStats, Option<String>),
         key: &str,
         now: UnixMillis,
         population: &mut BTreeMap<Channel, ChannelPerformance>,
         records: &mut Vec<DecisionRecord>,
         entries: &mut Vec<NewDispatch>,
     ) -> Result<(), CampaignError> {
-        let Some(profile) = self.store.profile(&w.member.hcp)? else {
+        let Some(profile) = profile else {
             w.reasons
                 .push(engine_reason("hcp-unknown", "the HCP's profile is gone"));
             w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
             return Ok(());
         };
-        let features = self.store.features(&profile.id, now)?;
         add_population(population, &features);
-        let stage = self.store.journey_stage(&profile.id, &def.product)?;
         // The candidates: every action on every channel something delivers.
         let mut candidates = Vec::new();
         let mut by_id: BTreeMap<String, (usize, Channel)> = BTreeMap::new();
