@@ -31,7 +31,12 @@ pub fn map_to_canonical_json(map: &Map<String, Value>) -> String {
 /// Fails only if `value` cannot be represented as JSON (a map with non-string
 /// keys, a float that is NaN).
 pub fn canonical_json_of<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
-    Ok(to_canonical_json(&serde_json::to_value(value)?))
+    // Written directly when it can be (no `Value` in between: a tenth of
+    // the time on a gate decision); else through `Value`, same bytes.
+    match crate::canonical_writer::to_string(value) {
+        Ok(text) => Ok(text),
+        Err(_) => Ok(to_canonical_json(&serde_json::to_value(value)?)),
+    }
 }
 
 /// Lowercase hex sha256 of `bytes`.
@@ -94,6 +99,204 @@ mod tests {
             to_canonical_json(&v),
             r#"{"a":{"c":2.5,"z":[true,null,"x\"y"]},"b":1}"#
         );
+    }
+
+    /// A small deterministic generator (xorshift) of JSON trees with the
+    /// awkward parts: escapes, control characters, non-ASCII, keys that
+    /// are prefixes of each other or differ in case, integer extremes,
+    /// floats (which the direct writer hands to the `Value` path).
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[(self.next() % items.len() as u64) as usize]
+        }
+
+        fn string(&mut self) -> String {
+            const PIECES: &[&str] = &[
+                "",
+                "a",
+                "A",
+                "ab",
+                "abc",
+                "b",
+                "Z",
+                "é",
+                "治愈",
+                "唯一疗法",
+                "\"",
+                "\\",
+                "\n",
+                "\u{1}",
+                "\u{1f}",
+                "\u{7f}",
+                "\u{2028}",
+                "😀",
+                " ",
+                "/",
+                "<b>",
+                "key",
+                "key2",
+            ];
+            let n = self.next() % 4;
+            (0..n).map(|_| self.pick(PIECES)).collect()
+        }
+
+        fn value(&mut self, depth: u32) -> Value {
+            let kind = if depth == 0 {
+                self.next() % 5
+            } else {
+                self.next() % 7
+            };
+            match kind {
+                0 => Value::Null,
+                1 => Value::Bool(self.next().is_multiple_of(2)),
+                2 => match self.next() % 6 {
+                    0 => json!(i64::MIN),
+                    1 => json!(u64::MAX),
+                    2 => json!(-1),
+                    3 => json!(0),
+                    4 => json!(0.1),
+                    _ => json!(self.next() as i64),
+                },
+                3 | 4 => Value::String(self.string()),
+                5 => {
+                    let n = self.next() % 4;
+                    Value::Array((0..n).map(|_| self.value(depth - 1)).collect())
+                }
+                _ => {
+                    let n = self.next() % 5;
+                    let mut m = Map::new();
+                    for _ in 0..n {
+                        m.insert(self.string(), self.value(depth - 1));
+                    }
+                    Value::Object(m)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_direct_writer_writes_what_the_value_path_writes() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let mut direct = 0;
+        for _ in 0..20_000 {
+            let v = g.value(4);
+            let expected = to_canonical_json(&v);
+            assert_eq!(canonical_json_of(&v).unwrap(), expected, "{v:?}");
+            if crate::canonical_writer::to_string(&v).is_ok() {
+                direct += 1;
+            }
+        }
+        // Most trees have no float: the direct writer wrote them.
+        assert!(direct > 10_000, "{direct}");
+    }
+
+    #[test]
+    fn structs_enums_options_maps_and_flatten_match_the_value_path() {
+        use serde::Serialize;
+        use std::collections::{BTreeMap, HashMap};
+
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        enum Kind {
+            Unit,
+            New(u32),
+            Tuple(i8, String),
+            Fields { zeta: bool, alpha: Option<String> },
+        }
+
+        #[derive(Serialize)]
+        struct Inner {
+            z: u8,
+            a: &'static str,
+        }
+
+        #[derive(Serialize)]
+        struct Record {
+            // Declared out of order on purpose.
+            verdict: &'static str,
+            at: i64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skipped: Option<u8>,
+            none: Option<u8>,
+            kinds: Vec<Kind>,
+            by_name: HashMap<String, Inner>,
+            sorted: BTreeMap<String, Value>,
+            #[serde(flatten)]
+            extra: BTreeMap<String, u32>,
+            unit: (),
+            pair: (u8, &'static str),
+            letter: char,
+        }
+
+        let r = Record {
+            verdict: "allow",
+            at: -3,
+            skipped: None,
+            none: None,
+            kinds: vec![
+                Kind::Unit,
+                Kind::New(7),
+                Kind::Tuple(-1, "x".into()),
+                Kind::Fields {
+                    zeta: true,
+                    alpha: Some("\"q\"".into()),
+                },
+            ],
+            by_name: [("b", 2), ("a", 1), ("ab", 3), ("B", 4)]
+                .into_iter()
+                .map(|(k, z)| (k.to_owned(), Inner { z, a: "治愈" }))
+                .collect(),
+            sorted: [(
+                "k".to_owned(),
+                json!({"y": [1, {"b": null, "a": true}], "x": "\u{2028}"}),
+            )]
+            .into_iter()
+            .collect(),
+            extra: [("flat_b".to_owned(), 2), ("flat_a".to_owned(), 1)]
+                .into_iter()
+                .collect(),
+            unit: (),
+            pair: (1, "two"),
+            letter: 'é',
+        };
+        let expected = to_canonical_json(&serde_json::to_value(&r).unwrap());
+        assert_eq!(crate::canonical_writer::to_string(&r).unwrap(), expected);
+        assert_eq!(canonical_json_of(&r).unwrap(), expected);
+        // A duplicate key (a flattened map repeating a field) and a
+        // non-string key go through the `Value` path, with its result.
+        #[derive(Serialize)]
+        struct Dup {
+            a: u8,
+            #[serde(flatten)]
+            more: BTreeMap<String, u8>,
+        }
+        let d = Dup {
+            a: 1,
+            more: [("a".to_owned(), 2)].into_iter().collect(),
+        };
+        assert!(crate::canonical_writer::to_string(&d).is_err());
+        assert_eq!(
+            canonical_json_of(&d).unwrap(),
+            to_canonical_json(&serde_json::to_value(&d).unwrap())
+        );
+        let by_number: BTreeMap<u32, u8> = [(2, 1), (10, 2)].into_iter().collect();
+        assert_eq!(
+            canonical_json_of(&by_number).unwrap(),
+            to_canonical_json(&serde_json::to_value(&by_number).unwrap())
+        );
+        // What `to_value` refuses is refused the same way.
+        let by_pair: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into_iter().collect();
+        assert!(serde_json::to_value(&by_pair).is_err());
+        assert!(canonical_json_of(&by_pair).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 pub mod audit;
 pub mod campaign;
 pub mod canonical;
+mod canonical_writer;
 pub mod channel;
 pub mod consent;
 pub mod content;

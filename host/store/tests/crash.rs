@@ -73,7 +73,16 @@ fn a_writer_killed_mid_batch_loses_no_acknowledged_batch_and_leaves_no_half_batc
     let dir = tmp.path().join("data");
     let mut acked = BTreeSet::new();
     let mut killed_mid_batch = 0;
-    for round in 0..5u64 {
+    // At least five kills, and more (up to fifteen) until three of them
+    // landed inside a batch: where a kill lands depends on timing (a
+    // kill between two batches or inside a fold is a kill too, but the
+    // mid-batch case is the one this test is for).
+    let mut rounds = 0;
+    for round in 0..15u64 {
+        if round >= 5 && killed_mid_batch >= 3 {
+            break;
+        }
+        rounds += 1;
         let (new, mid_batch) = run_and_kill(&dir, round * 1_000_000, 5);
         acked.extend(new);
         killed_mid_batch += usize::from(mid_batch);
@@ -135,9 +144,8 @@ fn a_writer_killed_mid_batch_loses_no_acknowledged_batch_and_leaves_no_half_batc
         let report = store.verify_audit().unwrap();
         assert!(report.is_intact(), "{:?}", report.broken);
     }
-    // The writer never pauses between batches, so kills land inside one.
     assert!(
         killed_mid_batch >= 3,
-        "only {killed_mid_batch} of 5 kills landed inside a batch"
+        "only {killed_mid_batch} of {rounds} kills landed inside a batch"
     );
 }
