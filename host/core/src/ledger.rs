@@ -115,6 +115,22 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
+    /// When a blocked dispatch could pass if nothing else changed: the
+    /// latest `resume_at` of its blocking rules, when every one of them has
+    /// one (quiet hours say when they end); `None` when it was allowed or a
+    /// blocking rule is not a matter of time.
+    pub fn deferrable_until(&self) -> Option<UnixMillis> {
+        let mut until = None;
+        for r in self.rules.iter().filter(|r| r.outcome == Outcome::Block) {
+            let at = r
+                .evidence
+                .get("resume_at")
+                .and_then(serde_json::Value::as_i64)?;
+            until = Some(until.map_or(at, |u: UnixMillis| u.max(at)));
+        }
+        until
+    }
+
     /// The ids of the rules that blocked.
     pub fn blocking_rules(&self) -> impl Iterator<Item = &str> {
         self.rules

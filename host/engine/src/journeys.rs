@@ -559,6 +559,7 @@ impl Journeys {
                     candidates: candidates.into_iter(),
                     update,
                     done: false,
+                    defer_to: None,
                 })))
             }
         }
@@ -593,6 +594,23 @@ impl Journeys {
                 }
                 let Some((version, channel)) = w.next_candidate(adapters) else {
                     w.done = true;
+                    if let Some(at) = w.defer_to {
+                        // Nothing can go now, but an option blocked only by
+                        // quiet hours can when they end: wait for that.
+                        w.update.state = ActionState::Pending;
+                        w.update.due_at = Some(at);
+                        w.update.reasons.push(engine_reason(
+                            "deferred-quiet-hours",
+                            &format!(
+                                "deferred to the end of the HCP's quiet hours ({})",
+                                jiff::Timestamp::from_millisecond(at).map_or_else(
+                                    |_| at.to_string(),
+                                    |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+                                )
+                            ),
+                        ));
+                        continue;
+                    }
                     w.update.state = ActionState::Suppressed;
                     if w.update.reasons.is_empty() {
                         w.update
@@ -685,6 +703,9 @@ impl Journeys {
     ) -> Result<(), JourneyError> {
         match sent {
             Some(Sent::Blocked { decision }) => {
+                if let Some(at) = decision.deferrable_until() {
+                    w.defer_to = Some(w.defer_to.map_or(at, |d| d.min(at)));
+                }
                 w.update.reasons.push(blocked_reason(&decision));
             }
             Some(s) => {
@@ -1003,6 +1024,8 @@ struct Walk {
     candidates: std::vec::IntoIter<(VersionHash, Channel)>,
     update: ActionUpdate,
     done: bool,
+    /// The soonest an option blocked only by time (quiet hours) could go.
+    defer_to: Option<UnixMillis>,
 }
 
 impl Walk {

@@ -665,3 +665,79 @@ fn two_journeys_due_at_once_for_one_hcp_still_respect_the_contact_caps() {
             .any(|r| r.rules.iter().any(|x| x.contains("gap")))
     }));
 }
+
+/// A fixed-offset zone where it is about 23:00 now: inside the policy's
+/// quiet hours for e-mail (20:00-08:00) whatever the clock says.
+fn night_zone() -> (String, i64) {
+    let hour = (now_millis() / 3_600_000) % 24;
+    // Local = UTC + offset, offset in -11 ..= 12 (Etc/GMT-N is UTC+N).
+    let mut offset = 23 - hour;
+    if offset > 12 {
+        offset -= 24;
+    }
+    let zone = match offset {
+        0 => "Etc/GMT".into(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    };
+    (zone, offset)
+}
+
+#[test]
+fn an_action_due_in_quiet_hours_waits_for_them_to_end() {
+    let w = common::base(10);
+    let store = w.dyn_store.clone();
+    let j = journeys(store.clone(), w.sender.clone());
+    // HCP 0 (e-mail opt-in) is where it is night now.
+    let (zone, offset) = night_zone();
+    let mut p = store.profile(&hcp(0)).unwrap().unwrap();
+    p.time_zone = Some(zone);
+    store.upsert_profiles("test", &[p]).unwrap();
+    let def = send_journey(
+        "dosing-followup",
+        on(EventType::RepVisit, &[("topic", "dosing")]),
+        None,
+        &w.approved,
+        &[Channel::Email],
+        "asked about dosing at a visit",
+    );
+    j.create("marketer", &def).unwrap();
+    ingest(
+        &*store,
+        "b1",
+        &[event(
+            "v0",
+            0,
+            EventType::RepVisit,
+            1000,
+            &[("rep_id", "rep-0"), ("topic", "dosing")],
+        )],
+    );
+    let t = j.tick(&w.plugins).unwrap();
+    assert_eq!((t.scheduled, t.acted, t.dispatched), (1, 1, 0));
+    assert!(w.sink.delivered().is_empty());
+    // Not suppressed: pending until 08:00 local, with the reasons.
+    let pending = j.actions(&def.id, Some(ActionState::Pending), 10).unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let rules: Vec<&str> = pending[0]
+        .reasons
+        .iter()
+        .flat_map(|r| r.rules.iter().map(String::as_str))
+        .collect();
+    assert!(rules.contains(&"quiet-hours"), "{rules:?}");
+    assert!(rules.contains(&"deferred-quiet-hours"), "{rules:?}");
+    // 08:00 local is the next 08:00 of UTC + offset: between 8 and 10
+    // hours from 23:xx local.
+    let next_due = j.status(&def.id).unwrap().counts.next_due.unwrap();
+    let local_ms = next_due + offset * 3_600_000;
+    assert_eq!(local_ms % 86_400_000, 8 * 3_600_000, "{next_due}");
+    let ahead = next_due - now_millis();
+    assert!(
+        (7 * 3_600_000..=10 * 3_600_000).contains(&ahead),
+        "{ahead} ms ahead"
+    );
+    // Ticking again before then sends nothing.
+    let t = j.tick(&w.plugins).unwrap();
+    assert_eq!(t.dispatched, 0);
+    assert!(w.sink.delivered().is_empty());
+}

@@ -413,6 +413,9 @@ pub(crate) fn caps(
                     minute >= *start || minute < *end
                 };
                 let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+                // When quiet: the end of the quiet period, for whoever wants
+                // to send then instead (journeys defer to it).
+                let resume_at = quiet.then(|| quiet_end(&local, *end)).flatten();
                 out.push(rule(
                     &cap.meta,
                     "cap",
@@ -429,7 +432,10 @@ pub(crate) fn caps(
                     } else {
                         format!("{} local time is outside quiet hours", hhmm(minute))
                     },
-                    json!({ "local_time": hhmm(minute), "time_zone": tz_name, "quiet_start": hhmm(*start), "quiet_end": hhmm(*end) }),
+                    match resume_at {
+                        Some(at) => json!({ "local_time": hhmm(minute), "time_zone": tz_name, "quiet_start": hhmm(*start), "quiet_end": hhmm(*end), "resume_at": at }),
+                        None => json!({ "local_time": hhmm(minute), "time_zone": tz_name, "quiet_start": hhmm(*start), "quiet_end": hhmm(*end) }),
+                    },
                 ));
             }
         }
@@ -437,9 +443,59 @@ pub(crate) fn caps(
     out
 }
 
+/// The next time the local clock of `local` reads `end` (minutes after
+/// midnight), in Unix milliseconds: today's if it is still ahead, else
+/// tomorrow's (a gap or fold of a DST change resolves as `jiff` does).
+fn quiet_end(local: &jiff::ZonedDateTime, end: u16) -> Option<i64> {
+    let (h, m) = (i8::try_from(end / 60).ok()?, i8::try_from(end % 60).ok()?);
+    let tz = local.time_zone().clone();
+    let today = local
+        .date()
+        .at(h, m, 0, 0)
+        .to_zoned_datetime(tz.clone())
+        .ok()?;
+    let next = if today.timestamp() > local.timestamp() {
+        today
+    } else {
+        local
+            .date()
+            .tomorrow()
+            .ok()?
+            .at(h, m, 0, 0)
+            .to_zoned_datetime(tz)
+            .ok()?
+    };
+    Some(next.timestamp().as_millisecond())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_hours_end_at_the_next_local_end_time() {
+        let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        let at = |s: &str| {
+            s.parse::<jiff::civil::DateTime>()
+                .unwrap()
+                .to_zoned_datetime(tz.clone())
+                .unwrap()
+        };
+        let ms = |s: &str| at(s).timestamp().as_millisecond();
+        // Late evening: the next morning; after midnight: the same morning.
+        assert_eq!(
+            quiet_end(&at("2026-03-02T23:30"), 8 * 60),
+            Some(ms("2026-03-03T08:00"))
+        );
+        assert_eq!(
+            quiet_end(&at("2026-03-03T02:15"), 8 * 60),
+            Some(ms("2026-03-03T08:00"))
+        );
+        // Across the spring-forward night: 08:00 local is 12:00 UTC.
+        let end = quiet_end(&at("2026-03-07T22:00"), 8 * 60).unwrap();
+        assert_eq!(end, ms("2026-03-08T08:00"));
+        assert_eq!((end / 3_600_000) % 24, 12);
+    }
 
     #[test]
     fn day_reads_as_strftime_would_write_it() {
