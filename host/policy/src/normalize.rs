@@ -277,7 +277,7 @@ impl Folder {
     fn with_capacity(n: usize) -> Self {
         Folder {
             text: String::with_capacity(n),
-            segs: Vec::with_capacity(16),
+            segs: Vec::with_capacity(n / 16 + 16),
             held: Vec::new(),
             last_cjk: false,
             newlines: 0,

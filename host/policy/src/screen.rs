@@ -204,7 +204,7 @@ impl CompiledPolicy {
     ) -> Vec<(Owner, Range<usize>)> {
         // Sized for typical copy (a term or atom every few dozen bytes), so
         // that collecting them seldom reallocates.
-        let mut hits = Vec::with_capacity(t.len() / 32 + 4);
+        let mut hits = Vec::with_capacity(t.len() / 8 + 16);
         let bytes = t.as_bytes();
         let n = bytes.len();
         let wide = bytes.iter().fold(0u8, |m, &b| m.max(b)) >= crate::compile::NARROW;
@@ -420,7 +420,7 @@ impl CompiledPolicy {
     ) -> Scanned<'a> {
         let t = &norm.text;
         let mut triggered = vec![false; self.regexes.len()];
-        let mut starts = Vec::with_capacity(t.len() / 32 + 4);
+        let mut starts = Vec::with_capacity(t.len() / 8 + 16);
         let hits = self.terms_in(t, norm.joined(), &mut triggered, &mut starts);
         let matches = self.patterns_in(t, &triggered, &mut starts);
         let mut cited = Vec::new();
