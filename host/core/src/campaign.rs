@@ -309,6 +309,12 @@ pub struct CampaignCaps {
     /// with quotas).
     #[serde(default)]
     pub per_minute: Option<u32>,
+    /// A member whose every option the gate blocked only because of the
+    /// HCP's quiet hours waits for them to end (within the window) instead
+    /// of being suppressed. Off by default: a run then lasts until the last
+    /// such member's quiet hours are over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub defer_quiet_hours: bool,
 }
 
 /// The scoring model and its settings.

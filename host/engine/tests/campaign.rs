@@ -568,3 +568,103 @@ fn when_campaigns_compete_for_an_hcp_the_higher_priority_gets_the_slot() {
     // at again and settled on its own merits.
     assert_eq!(deferred, 0);
 }
+
+/// With `defer-quiet-hours`, a member whose only option is blocked by the
+/// HCP's quiet hours waits for their end (pending, with the time); without
+/// it, it is suppressed. Nothing is sent either way.
+#[test]
+fn quiet_hours_defer_a_member_when_the_campaign_asks_for_it() {
+    use omnigate_core::store::HcpStore;
+
+    let w = world(14, options());
+    let (zone, offset) = common::night_zone();
+    let night: Vec<_> = (0..14)
+        .map(|i| {
+            let id = omnigate_core::HcpId::new(format!("npi-{i:05}")).unwrap();
+            let mut p = w.store.profile(&id).unwrap().unwrap();
+            p.time_zone = Some(zone.clone());
+            p
+        })
+        .collect();
+    w.store.upsert_profiles("test", &night).unwrap();
+    let mut def = definition(&w, "cz-night");
+    // The approved e-mail only: no rep-visit fallback.
+    def.actions.retain(|a| a.version == w.approved);
+    def.actions[0].channels = vec![Channel::Email];
+    def.channels = vec![Channel::Email];
+    def.holdout = 0.0;
+    def.caps.defer_quiet_hours = true;
+    let mut plain = def.clone();
+    plain.id = CampaignId::new("cz-night-plain").unwrap();
+    plain.caps.defer_quiet_hours = false;
+
+    // Without deferral: suppressed with the rule, and the run completes.
+    w.campaigns.create("marketer", &plain).unwrap();
+    w.campaigns.start("marketer", &plain.id).unwrap();
+    let end = w.campaigns.run(&plain.id, &w.plugins, &mut |_| {}).unwrap();
+    assert_eq!(end, RunEnd::Completed);
+    let suppressed = w
+        .store
+        .members(&plain.id, Some(MemberOutcome::Suppressed), None, 100)
+        .unwrap();
+    assert!(!suppressed.is_empty());
+    assert!(suppressed.iter().all(|m| {
+        m.reasons
+            .iter()
+            .any(|r| r.rules.contains(&"quiet-hours".to_owned()))
+    }));
+
+    // With it: pending until 08:00 local; the run is paused after the page.
+    w.campaigns.create("marketer", &def).unwrap();
+    w.campaigns.start("marketer", &def.id).unwrap();
+    let campaigns = w.campaigns.clone();
+    let id = def.id.clone();
+    let mut reports = 0;
+    let end = w
+        .campaigns
+        .run(&def.id, &w.plugins, &mut |_| {
+            // The first report comes before any page, the second after it.
+            reports += 1;
+            if reports == 2 {
+                campaigns.pause("marketer", &id).unwrap();
+            }
+        })
+        .unwrap();
+    assert_eq!(end, RunEnd::Paused);
+    let pending = w
+        .store
+        .members(&def.id, Some(MemberOutcome::Pending), None, 100)
+        .unwrap();
+    // Those blocked by quiet hours alone wait; those also blocked by
+    // something else (an e-mail opt-out) are suppressed as before.
+    let quiet_only = suppressed
+        .iter()
+        .filter(|m| m.reasons.iter().all(|r| r.rules == ["quiet-hours"]))
+        .count();
+    assert!(quiet_only > 0 && quiet_only < suppressed.len());
+    assert_eq!(pending.len(), quiet_only, "{pending:?}");
+    let still_suppressed = w
+        .store
+        .members(&def.id, Some(MemberOutcome::Suppressed), None, 100)
+        .unwrap();
+    assert_eq!(still_suppressed.len(), suppressed.len() - quiet_only);
+    assert!(still_suppressed.iter().all(|m| {
+        m.reasons.iter().any(|r| {
+            r.rules
+                .iter()
+                .any(|x| x.starts_with("consent") || x.ends_with("optin"))
+        })
+    }));
+    for m in &pending {
+        let at = m.retry_at.unwrap();
+        assert_eq!((at + offset * 3_600_000) % 86_400_000, 8 * 3_600_000);
+        assert!(at > now_millis() + 6 * 3_600_000);
+        assert!(
+            m.reasons
+                .iter()
+                .any(|r| r.rules.contains(&"deferred-quiet-hours".to_owned())),
+            "{m:?}"
+        );
+    }
+    assert!(w.sink.delivered().is_empty());
+}

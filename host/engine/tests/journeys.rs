@@ -666,30 +666,13 @@ fn two_journeys_due_at_once_for_one_hcp_still_respect_the_contact_caps() {
     }));
 }
 
-/// A fixed-offset zone where it is about 23:00 now: inside the policy's
-/// quiet hours for e-mail (20:00-08:00) whatever the clock says.
-fn night_zone() -> (String, i64) {
-    let hour = (now_millis() / 3_600_000) % 24;
-    // Local = UTC + offset, offset in -11 ..= 12 (Etc/GMT-N is UTC+N).
-    let mut offset = 23 - hour;
-    if offset > 12 {
-        offset -= 24;
-    }
-    let zone = match offset {
-        0 => "Etc/GMT".into(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    };
-    (zone, offset)
-}
-
 #[test]
 fn an_action_due_in_quiet_hours_waits_for_them_to_end() {
     let w = common::base(10);
     let store = w.dyn_store.clone();
     let j = journeys(store.clone(), w.sender.clone());
     // HCP 0 (e-mail opt-in) is where it is night now.
-    let (zone, offset) = night_zone();
+    let (zone, offset) = common::night_zone();
     let mut p = store.profile(&hcp(0)).unwrap().unwrap();
     p.time_zone = Some(zone);
     store.upsert_profiles("test", &[p]).unwrap();

@@ -596,6 +596,8 @@ impl Campaigns {
                 message: "the scoring model did not score this action".into(),
             });
         }
+        // The soonest an option blocked only by time could go.
+        let mut defer_to: Option<UnixMillis> = None;
         for (s, (i, channel)) in ranked {
             let version = def.actions[i].version.clone();
             if let Some(min) = def.scoring.min_score
@@ -642,6 +644,9 @@ impl Campaigns {
                     break;
                 }
                 _ => {
+                    if let Some(at) = decided.record.deferrable_until() {
+                        defer_to = Some(defer_to.map_or(at, |d: UnixMillis| d.min(at)));
+                    }
                     w.reasons.push(blocked_reason(&decided.record));
                     records.push(decided.record);
                 }
@@ -655,7 +660,21 @@ impl Campaigns {
                     "the campaign has no action for this HCP",
                 ));
             }
-            w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
+            // Nothing can go now; when the campaign asks for it, an option
+            // blocked only by the HCP's quiet hours waits for them to end
+            // (within the window), as for a retry.
+            let in_window =
+                |at: UnixMillis| def.window.and_then(|w| w.end).is_none_or(|end| at < end);
+            match defer_to.filter(|at| def.caps.defer_quiet_hours && in_window(*at)) {
+                Some(at) => {
+                    w.reasons.push(engine_reason(
+                        "deferred-quiet-hours",
+                        "deferred to the end of the HCP's quiet hours",
+                    ));
+                    w.settled = Some(settle(w, MemberOutcome::Pending, Some(at)));
+                }
+                None => w.settled = Some(settle(w, MemberOutcome::Suppressed, None)),
+            }
         }
         Ok(())
     }

@@ -74,6 +74,23 @@ pub fn midday_zone() -> String {
     }
 }
 
+/// A fixed-offset zone where it is about 23:00 now: inside the policy's
+/// quiet hours for e-mail (20:00-08:00) whatever the clock says.
+pub fn night_zone() -> (String, i64) {
+    let hour = (now_millis() / 3_600_000) % 24;
+    // Local = UTC + offset, offset in -11 ..= 12 (Etc/GMT-N is UTC+N).
+    let mut offset = 23 - hour;
+    if offset > 12 {
+        offset -= 24;
+    }
+    let zone = match offset {
+        0 => "Etc/GMT".into(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    };
+    (zone, offset)
+}
+
 /// A store with HCPs, consent and content, the gate over the repository's
 /// policies, the bundled plugins and a loopback provider.
 pub struct Base {
