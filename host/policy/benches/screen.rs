@@ -16,7 +16,10 @@
 //! the OS reports it, so other work on a shared machine skews them less),
 //! then runs the criterion groups `screening/screen/*` and
 //! `screening/bare/*`. `SCREEN_NO_SUMMARY=1` skips the plain loop,
-//! `SCREEN_BREAKDOWN=1` adds normalization alone.
+//! `SCREEN_BREAKDOWN=1` adds normalization alone. `SCREEN_ROUNDS=n`
+//! screens the whole corpus n times and does nothing else, for
+//! `perf stat -e task-clock` to compare two builds (`SCREEN_KIND=zh-sms`,
+//! say, keeps one kind of message).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -167,6 +170,24 @@ fn summary() {
 }
 
 fn bench(c: &mut Criterion) {
+    if let Some(n) = std::env::var("SCREEN_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        // A fixed amount of work and nothing else, for `perf stat` (on-CPU
+        // time of the whole process compares two builds more steadily than
+        // MB/s on a shared machine).
+        let policy = policy();
+        let corpus = corpus::corpus(20);
+        let mut all: Vec<&Sample> = corpus.iter().collect();
+        if let Ok(kind) = std::env::var("SCREEN_KIND") {
+            all.retain(|s| s.kind.name() == kind);
+        }
+        for _ in 0..n {
+            screen_all(&policy, &all);
+        }
+        return;
+    }
     if std::env::var_os("SCREEN_NO_SUMMARY").is_none() {
         summary();
     }
