@@ -270,22 +270,34 @@ impl LedgerStore for SqliteStore {
                 report.decisions += 1;
             }
             for d in dispatches {
-                let exists: Option<String> = tx
-                    .prepare_cached("SELECT id FROM dispatch WHERE idempotency_key = ?1")
-                    .and_then(|mut s| {
-                        s.query_row([&d.idempotency_key], |r| r.get(0)).optional()
-                    })
-                    .during(OP)?;
-                if exists.is_some() {
-                    report.existing_keys.push(d.idempotency_key.clone());
-                    continue;
-                }
-                let num = num_of(tx, &d.hcp)?;
-                tx.prepare_cached(
-                    "INSERT INTO dispatch (id, idempotency_key, campaign, hcp_num, channel, purpose,
+                let num = match num_of(tx, &d.hcp) {
+                    Ok(n) => n,
+                    // As before the insert below skipped its look-up: a key
+                    // in the ledger already is reported, whatever its HCP.
+                    Err(e) => {
+                        let exists: Option<String> = tx
+                            .prepare_cached("SELECT id FROM dispatch WHERE idempotency_key = ?1")
+                            .and_then(|mut s| {
+                                s.query_row([&d.idempotency_key], |r| r.get(0)).optional()
+                            })
+                            .during(OP)?;
+                        if exists.is_none() {
+                            return Err(e);
+                        }
+                        report.existing_keys.push(d.idempotency_key.clone());
+                        continue;
+                    }
+                };
+                // A key in the ledger already inserts nothing (one statement
+                // instead of a look-up and an insert); any other conflict
+                // is still an error.
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO dispatch (id, idempotency_key, campaign, hcp_num, channel, purpose,
                         market, product, version, decision, planned_at, text_sha256, state, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13)",
-                )
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13)
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    )
                 .and_then(|mut s| {
                     s.execute(params![
                         d.id,
@@ -317,6 +329,10 @@ impl LedgerStore for SqliteStore {
                         message: other.to_string(),
                     },
                 })?;
+                if inserted == 0 {
+                    report.existing_keys.push(d.idempotency_key.clone());
+                    continue;
+                }
                 audit.append(
                     tx,
                     NewAuditEntry::new(
@@ -485,6 +501,38 @@ fn set_state_in(
     detail: Option<&str>,
 ) -> StoreResult<bool> {
     const OP: &str = STATE_OP;
+    // The usual case, one state to move from (queued -> sending, sending ->
+    // sent): one conditional UPDATE. Only when it moves nothing is the row
+    // read, to tell an unknown dispatch from one in another state.
+    if let [only] = from {
+        let moved = tx
+            .prepare_cached(
+                "UPDATE dispatch SET state = ?2, detail = ?3, updated_at = ?4
+                 WHERE id = ?1 AND state = ?5",
+            )
+            .and_then(|mut s| {
+                s.execute(params![id, to.as_str(), detail, audit.now(), only.as_str()])
+            })
+            .map_err(|e| {
+                StoreError::InvalidInput(format!(
+                    "dispatch `{id}` cannot go from {} to {}: {e}",
+                    only.as_str(),
+                    to.as_str()
+                ))
+            })?;
+        if moved == 1 {
+            audit.append(
+                tx,
+                NewAuditEntry::new(
+                    actor,
+                    format!("dispatch.{}", to.as_str()),
+                    id,
+                    json!({ "from": only.as_str(), "detail": detail }),
+                ),
+            )?;
+            return Ok(true);
+        }
+    }
     let state: Option<String> = tx
         .prepare_cached("SELECT state FROM dispatch WHERE id = ?1")
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())

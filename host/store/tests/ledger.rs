@@ -285,6 +285,14 @@ fn dispatch_states_only_move_forward_and_decisions_never_change() {
         !s.set_dispatch_state("e", "d-1", &q, DispatchState::Cancelled, None)
             .unwrap()
     );
+    // An unknown dispatch is an error, not "did not move".
+    let unknown = s
+        .set_dispatch_state("e", "d-404", &q, DispatchState::Sending, None)
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("unknown dispatch `d-404`"),
+        "{unknown}"
+    );
     assert!(
         s.set_dispatch_state(
             "e",
