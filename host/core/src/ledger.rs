@@ -310,6 +310,46 @@ pub enum CancelScope {
     Campaign(String),
 }
 
+/// A decision with its canonical JSON, written once: the text the ledger
+/// stores and the audit entry commits to. A campaign seals each decision
+/// on the thread that decides, so that the thread that writes the ledger
+/// only writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedDecision {
+    record: DecisionRecord,
+    json: String,
+    commitment: String,
+}
+
+impl SealedDecision {
+    /// Serializes `record` (canonical JSON).
+    pub fn new(record: DecisionRecord) -> Result<SealedDecision, serde_json::Error> {
+        let json = crate::canonical::canonical_json_of(&record)?;
+        let commitment = crate::audit::decision_commitment(&json);
+        Ok(SealedDecision {
+            record,
+            json,
+            commitment,
+        })
+    }
+
+    /// The decision.
+    pub fn record(&self) -> &DecisionRecord {
+        &self.record
+    }
+
+    /// Its canonical JSON.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// What its audit entry holds: the sha256 of the JSON
+    /// ([`crate::audit::decision_commitment`]).
+    pub fn commitment(&self) -> &str {
+        &self.commitment
+    }
+}
+
 /// Gate decisions and the dispatch ledger.
 pub trait LedgerStore {
     /// Stores decisions and enters the allowed dispatches, in one
@@ -321,6 +361,17 @@ pub trait LedgerStore {
         decisions: &[DecisionRecord],
         dispatches: &[NewDispatch],
     ) -> StoreResult<RecordReport>;
+    /// [`LedgerStore::record_decisions`] for decisions serialized already:
+    /// the same rows and audit entries. The default serializes them again.
+    fn record_sealed_decisions(
+        &self,
+        actor: &str,
+        decisions: &[SealedDecision],
+        dispatches: &[NewDispatch],
+    ) -> StoreResult<RecordReport> {
+        let records: Vec<DecisionRecord> = decisions.iter().map(|d| d.record.clone()).collect();
+        self.record_decisions(actor, &records, dispatches)
+    }
     /// One decision.
     fn decision(&self, id: &str) -> StoreResult<Option<DecisionRecord>>;
     /// Decisions matching `filter`, newest first.

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use omnigate_core::audit::NewAuditEntry;
+use omnigate_core::audit::{NewAuditEntry, decision_commitment};
 use omnigate_core::canonical::canonical_json_of;
 use omnigate_core::content::{ContentState, VersionHash};
 use omnigate_core::hcp::HcpId;
 use omnigate_core::ledger::{
     CancelScope, Contact, DecisionFilter, DecisionRecord, DispatchRecord, DispatchState,
     FactsQuery, GateFacts, GateFactsStore, LedgerStore, NewDispatch, Outcome, RecordReport,
-    StateChange,
+    SealedDecision, StateChange,
 };
 use omnigate_core::store::ConsentQuery;
 use omnigate_core::store::{StoreError, StoreResult};
@@ -192,160 +192,34 @@ impl LedgerStore for SqliteStore {
         decisions: &[DecisionRecord],
         dispatches: &[NewDispatch],
     ) -> StoreResult<RecordReport> {
-        const OP: &str = "record gate decisions";
-        for d in dispatches {
-            let allowed = decisions
-                .iter()
-                .find(|r| r.id == d.decision)
-                .map(|r| r.verdict == omnigate_core::ledger::Verdict::Allow);
-            if allowed == Some(false) {
-                return Err(StoreError::InvalidInput(format!(
-                    "dispatch `{}` refers to decision `{}`, which blocked it",
-                    d.id, d.decision
-                )));
-            }
-        }
-        self.write(OP, |tx, audit| {
-            let mut report = RecordReport::default();
-            // A batch names the same HCPs in its decisions and dispatches.
-            let mut nums: HashMap<String, i64> = HashMap::new();
-            let mut num_of = |tx: &Transaction<'_>, id: &HcpId| -> StoreResult<i64> {
-                if let Some(&n) = nums.get(id.as_str()) {
-                    return Ok(n);
-                }
-                let n = hcp_num(tx, id)?;
-                nums.insert(id.as_str().to_owned(), n);
-                Ok(n)
-            };
-            for d in decisions {
-                let num = num_of(tx, &d.hcp)?;
-                let record = canonical_json_of(d).during(OP)?;
-                tx.prepare_cached(
-                    "INSERT INTO decision (id, at, dispatch, campaign, hcp_num, verdict, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        d.id,
-                        d.at,
-                        d.dispatch,
-                        d.campaign,
-                        num,
-                        d.verdict.as_str(),
-                        record
-                    ])
-                })
-                .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        StoreError::InvalidInput(format!("decision `{}` is already recorded", d.id))
-                    }
-                    other => StoreError::Backend {
-                        op: OP,
-                        message: other.to_string(),
-                    },
-                })?;
-                let dnum = tx.last_insert_rowid();
-                let mut rules: Vec<&str> = d
-                    .rules
-                    .iter()
-                    .filter(|r| r.outcome != Outcome::Pass)
-                    .map(|r| r.rule.as_str())
-                    .collect();
-                rules.sort_unstable();
-                rules.dedup();
-                for rule in rules {
-                    tx.prepare_cached(
-                        "INSERT INTO decision_rule (rule, decision_num) VALUES (?1, ?2)",
-                    )
-                    .and_then(|mut s| s.execute(params![rule, dnum]))
-                    .during(OP)?;
-                }
-                // The audit entry commits to the record by its sha256; the
-                // record itself is stored once, in its row (`audit verify`
-                // checks the row against the entry).
-                let commitment = omnigate_core::audit::decision_commitment(&record);
-                audit.append_canonical(tx, actor, "gate.decision", &d.id, commitment)?;
-                report.decisions += 1;
-            }
-            for d in dispatches {
-                let num = match num_of(tx, &d.hcp) {
-                    Ok(n) => n,
-                    // As before the insert below skipped its look-up: a key
-                    // in the ledger already is reported, whatever its HCP.
-                    Err(e) => {
-                        let exists: Option<String> = tx
-                            .prepare_cached("SELECT id FROM dispatch WHERE idempotency_key = ?1")
-                            .and_then(|mut s| {
-                                s.query_row([&d.idempotency_key], |r| r.get(0)).optional()
-                            })
-                            .during(OP)?;
-                        if exists.is_none() {
-                            return Err(e);
-                        }
-                        report.existing_keys.push(d.idempotency_key.clone());
-                        continue;
-                    }
-                };
-                // A key in the ledger already inserts nothing (one statement
-                // instead of a look-up and an insert); any other conflict
-                // is still an error.
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO dispatch (id, idempotency_key, campaign, hcp_num, channel, purpose,
-                        market, product, version, decision, planned_at, text_sha256, state, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13)
-                     ON CONFLICT (idempotency_key) DO NOTHING",
-                    )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        d.id,
-                        d.idempotency_key,
-                        d.campaign,
-                        num,
-                        d.channel.as_str(),
-                        d.purpose.as_str(),
-                        d.market,
-                        d.product,
-                        d.version.0,
-                        d.decision,
-                        d.planned_at,
-                        d.text_sha256,
-                        audit.now()
-                    ])
-                })
-                .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        StoreError::InvalidInput(format!(
-                            "dispatch `{}` is already in the ledger, or its decision `{}` is not recorded",
-                            d.id, d.decision
-                        ))
-                    }
-                    other => StoreError::Backend {
-                        op: OP,
-                        message: other.to_string(),
-                    },
-                })?;
-                if inserted == 0 {
-                    report.existing_keys.push(d.idempotency_key.clone());
-                    continue;
-                }
-                audit.append(
-                    tx,
-                    NewAuditEntry::new(
-                        actor,
-                        "dispatch.queue",
-                        &d.id,
-                        serde_json::to_value(d).during(OP)?,
-                    ),
-                )?;
-                report.dispatches += 1;
-            }
-            Ok(report)
-        })
+        // Serialized before the write transaction, not inside it.
+        let texts: Vec<(String, String)> = decisions
+            .iter()
+            .map(|d| {
+                let json = canonical_json_of(d).during(RECORD_OP)?;
+                let commitment = decision_commitment(&json);
+                Ok((json, commitment))
+            })
+            .collect::<StoreResult<_>>()?;
+        let rows: Vec<DecisionRow<'_>> = decisions
+            .iter()
+            .zip(&texts)
+            .map(|(d, (json, commitment))| (d, json.as_str(), commitment.as_str()))
+            .collect();
+        self.record_in(actor, &rows, dispatches)
+    }
+
+    fn record_sealed_decisions(
+        &self,
+        actor: &str,
+        decisions: &[SealedDecision],
+        dispatches: &[NewDispatch],
+    ) -> StoreResult<RecordReport> {
+        let rows: Vec<DecisionRow<'_>> = decisions
+            .iter()
+            .map(|d| (d.record(), d.json(), d.commitment()))
+            .collect();
+        self.record_in(actor, &rows, dispatches)
     }
 
     fn decision(&self, id: &str) -> StoreResult<Option<DecisionRecord>> {
@@ -463,6 +337,182 @@ impl LedgerStore for SqliteStore {
         self.read("read an HCP's contacts", |c| contacts_in(c, hcp_id, since))
     }
 }
+
+impl SqliteStore {
+    /// Stores decisions (each with its canonical JSON) and enters the
+    /// allowed dispatches, in one transaction.
+    fn record_in(
+        &self,
+        actor: &str,
+        decisions: &[DecisionRow<'_>],
+        dispatches: &[NewDispatch],
+    ) -> StoreResult<RecordReport> {
+        const OP: &str = RECORD_OP;
+        for d in dispatches {
+            let allowed = decisions
+                .iter()
+                .find(|(r, _, _)| r.id == d.decision)
+                .map(|(r, _, _)| r.verdict == omnigate_core::ledger::Verdict::Allow);
+            if allowed == Some(false) {
+                return Err(StoreError::InvalidInput(format!(
+                    "dispatch `{}` refers to decision `{}`, which blocked it",
+                    d.id, d.decision
+                )));
+            }
+        }
+        self.write(OP, |tx, audit| {
+            let mut report = RecordReport::default();
+            // A batch names the same HCPs in its decisions and dispatches.
+            let mut nums: HashMap<String, i64> = HashMap::new();
+            let mut num_of = |tx: &Transaction<'_>, id: &HcpId| -> StoreResult<i64> {
+                if let Some(&n) = nums.get(id.as_str()) {
+                    return Ok(n);
+                }
+                let n = hcp_num(tx, id)?;
+                nums.insert(id.as_str().to_owned(), n);
+                Ok(n)
+            };
+            for &(d, record, commitment) in decisions {
+                let num = num_of(tx, &d.hcp)?;
+                tx.prepare_cached(
+                    "INSERT INTO decision (id, at, dispatch, campaign, hcp_num, verdict, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        d.id,
+                        d.at,
+                        d.dispatch,
+                        d.campaign,
+                        num,
+                        d.verdict.as_str(),
+                        record
+                    ])
+                })
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        StoreError::InvalidInput(format!("decision `{}` is already recorded", d.id))
+                    }
+                    other => StoreError::Backend {
+                        op: OP,
+                        message: other.to_string(),
+                    },
+                })?;
+                let dnum = tx.last_insert_rowid();
+                let mut rules: Vec<&str> = d
+                    .rules
+                    .iter()
+                    .filter(|r| r.outcome != Outcome::Pass)
+                    .map(|r| r.rule.as_str())
+                    .collect();
+                rules.sort_unstable();
+                rules.dedup();
+                for rule in rules {
+                    tx.prepare_cached(
+                        "INSERT INTO decision_rule (rule, decision_num) VALUES (?1, ?2)",
+                    )
+                    .and_then(|mut s| s.execute(params![rule, dnum]))
+                    .during(OP)?;
+                }
+                // The audit entry commits to the record by its sha256; the
+                // record itself is stored once, in its row (`audit verify`
+                // checks the row against the entry).
+                audit.append_canonical(
+                    tx,
+                    actor,
+                    "gate.decision",
+                    &d.id,
+                    commitment.to_owned(),
+                )?;
+                report.decisions += 1;
+            }
+            for d in dispatches {
+                let num = match num_of(tx, &d.hcp) {
+                    Ok(n) => n,
+                    // As before the insert below skipped its look-up: a key
+                    // in the ledger already is reported, whatever its HCP.
+                    Err(e) => {
+                        let exists: Option<String> = tx
+                            .prepare_cached("SELECT id FROM dispatch WHERE idempotency_key = ?1")
+                            .and_then(|mut s| {
+                                s.query_row([&d.idempotency_key], |r| r.get(0)).optional()
+                            })
+                            .during(OP)?;
+                        if exists.is_none() {
+                            return Err(e);
+                        }
+                        report.existing_keys.push(d.idempotency_key.clone());
+                        continue;
+                    }
+                };
+                // A key in the ledger already inserts nothing (one statement
+                // instead of a look-up and an insert); any other conflict
+                // is still an error.
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO dispatch (id, idempotency_key, campaign, hcp_num, channel, purpose,
+                        market, product, version, decision, planned_at, text_sha256, state, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13)
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        d.id,
+                        d.idempotency_key,
+                        d.campaign,
+                        num,
+                        d.channel.as_str(),
+                        d.purpose.as_str(),
+                        d.market,
+                        d.product,
+                        d.version.0,
+                        d.decision,
+                        d.planned_at,
+                        d.text_sha256,
+                        audit.now()
+                    ])
+                })
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        StoreError::InvalidInput(format!(
+                            "dispatch `{}` is already in the ledger, or its decision `{}` is not recorded",
+                            d.id, d.decision
+                        ))
+                    }
+                    other => StoreError::Backend {
+                        op: OP,
+                        message: other.to_string(),
+                    },
+                })?;
+                if inserted == 0 {
+                    report.existing_keys.push(d.idempotency_key.clone());
+                    continue;
+                }
+                audit.append(
+                    tx,
+                    NewAuditEntry::new(
+                        actor,
+                        "dispatch.queue",
+                        &d.id,
+                        serde_json::to_value(d).during(OP)?,
+                    ),
+                )?;
+                report.dispatches += 1;
+            }
+            Ok(report)
+        })
+    }
+}
+
+const RECORD_OP: &str = "record gate decisions";
+
+/// A decision to store: the record, its canonical JSON and what its audit
+/// entry commits to.
+type DecisionRow<'a> = (&'a DecisionRecord, &'a str, &'a str);
 
 const DISPATCH_OP: &str = "read a dispatch";
 

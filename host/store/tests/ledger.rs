@@ -16,7 +16,7 @@ use omnigate_core::consent::Purpose;
 use omnigate_core::content::VersionHash;
 use omnigate_core::ledger::{
     CancelScope, DecisionFilter, DecisionRecord, DispatchState, LedgerStore, NewDispatch, Outcome,
-    RuleOutcome, Verdict,
+    RuleOutcome, SealedDecision, Verdict,
 };
 use omnigate_core::store::{AuditStore, EventStore, IdentityStore};
 
@@ -151,6 +151,55 @@ fn decisions_and_dispatches_are_recorded_together_and_audited() {
 /// slipped in without an audit entry, breaks verification, which names the
 /// decision; an entry written before the commitment form (the record
 /// itself as payload) still verifies.
+#[test]
+fn sealed_decisions_are_stored_as_plain_ones_are() {
+    // The same decisions, once plain and once sealed (serialized before
+    // the call), into two stores: the same rows, the same audit payloads.
+    let plain = with_hcps(2);
+    let sealed = with_hcps(2);
+    let records = [
+        decision(1, "h1", Verdict::Allow, "email-weekly"),
+        decision(2, "h2", Verdict::Block, "quiet-hours"),
+    ];
+    plain
+        .record_decisions("engine", &records, &[dispatch(1, "h1", NOW)])
+        .unwrap();
+    let seals: Vec<SealedDecision> = records
+        .iter()
+        .map(|r| SealedDecision::new(r.clone()).unwrap())
+        .collect();
+    let report = sealed
+        .record_sealed_decisions("engine", &seals, &[dispatch(1, "h1", NOW)])
+        .unwrap();
+    assert_eq!((report.decisions, report.dispatches), (2, 1));
+    let rows = |s: &TestStore| -> Vec<(String, String)> {
+        s.raw()
+            .prepare("SELECT id, record FROM decision ORDER BY num")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(rows(&plain), rows(&sealed));
+    let payloads = |s: &TestStore| -> Vec<(String, String)> {
+        s.audit_entries(1, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "gate.decision")
+            .map(|e| (e.subject, e.payload.to_string()))
+            .collect()
+    };
+    assert_eq!(payloads(&plain), payloads(&sealed));
+    assert!(sealed.verify_audit().unwrap().is_intact());
+    assert_eq!(sealed.decision("dec-1").unwrap().unwrap(), records[0]);
+    // A dispatch of a blocked sealed decision is refused, as a plain one is.
+    let err = sealed
+        .record_sealed_decisions("engine", &seals[1..], &[dispatch(2, "h2", NOW)])
+        .unwrap_err();
+    assert!(err.to_string().contains("which blocked it"), "{err}");
+}
+
 #[test]
 fn an_edited_or_unaudited_decision_is_caught_by_verify() {
     use omnigate_core::audit::ChainProblem;

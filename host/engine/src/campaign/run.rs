@@ -11,7 +11,8 @@ use omnigate_core::campaign::{
 };
 use omnigate_core::event::{UnixMillis, now_millis};
 use omnigate_core::ledger::{
-    DecisionRecord, DispatchRecord, DispatchState, NewDispatch, Outcome, StateChange,
+    DecisionRecord, DispatchRecord, DispatchState, NewDispatch, Outcome, SealedDecision,
+    StateChange,
 };
 use omnigate_core::store::StoreError;
 use omnigate_core::suggestion::{Suggestion, SuggestionState};
@@ -27,11 +28,21 @@ use crate::send::{Ready, Sent};
 
 /// A page ranked and gated, not recorded yet.
 struct Decided {
-    records: Vec<DecisionRecord>,
+    /// Serialized on the deciding thread: the committing one only writes.
+    records: Vec<SealedDecision>,
     entries: Vec<NewDispatch>,
     work: Vec<Work>,
     /// Dispatches it enters.
     entered: u32,
+}
+
+/// A committed page's records, entries, work and updates: freeing them is
+/// left to the thread that waits.
+struct Spent {
+    _records: Vec<SealedDecision>,
+    _entries: Vec<NewDispatch>,
+    _work: Vec<Work>,
+    _updates: Vec<MemberUpdate>,
 }
 
 /// One member being worked on in a page.
@@ -119,7 +130,7 @@ impl Campaigns {
                 if end == RunEnd::Paused
                     && let Some(decided) = inflight.take()
                 {
-                    let outcomes = self.commit_page(def, &adapters, decided)?;
+                    let (outcomes, _spent) = self.commit_page(def, &adapters, decided)?;
                     progress(shown.after_page(self, id, &outcomes)?);
                 }
                 return Ok(end);
@@ -134,7 +145,7 @@ impl Campaigns {
             if after.is_none()
                 && let Some(decided) = inflight.take()
             {
-                let outcomes = self.commit_page(def, &adapters, decided)?;
+                let (outcomes, _spent) = self.commit_page(def, &adapters, decided)?;
                 progress(shown.after_page(self, id, &outcomes)?);
                 continue;
             }
@@ -198,9 +209,12 @@ impl Campaigns {
                 (decided, committing.map(|h| h.join()))
             });
             if let Some(committed) = committed {
-                let outcomes =
+                // What the page held is freed here, on the deciding
+                // thread, which waits for the committing one anyway.
+                let (outcomes, spent) =
                     committed.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
                 progress(shown.after_page(self, id, &outcomes)?);
+                drop(spent);
             }
             let decided = decided?;
             minute.1 += decided.entered;
@@ -298,7 +312,7 @@ impl Campaigns {
         dispatched: &mut u64,
     ) -> Result<Decided, CampaignError> {
         let now = now_millis();
-        let mut records: Vec<DecisionRecord> = Vec::new();
+        let mut records: Vec<SealedDecision> = Vec::new();
         let mut entries: Vec<NewDispatch> = Vec::new();
         let mut work: Vec<Work> = Vec::new();
         let mut entered = 0;
@@ -398,13 +412,14 @@ impl Campaigns {
     }
 
     /// The second half of a page: record, deliver, settle. Returns the
-    /// outcome recorded for each member.
+    /// outcome recorded for each member, and the page, spent, for the
+    /// caller to free.
     fn commit_page(
         &self,
         def: &CampaignDefinition,
         adapters: &BTreeMap<Channel, Arc<Plugin>>,
         decided: Decided,
-    ) -> Result<Vec<MemberOutcome>, CampaignError> {
+    ) -> Result<(Vec<MemberOutcome>, Spent), CampaignError> {
         let Decided {
             records,
             entries,
@@ -416,7 +431,7 @@ impl Campaigns {
         // adapter or rep queue sees a dispatch.
         let report = self
             .store
-            .record_decisions(&self.options.actor, &records, &entries)?;
+            .record_sealed_decisions(&self.options.actor, &records, &entries)?;
         for w in &mut work {
             if let Some(r) = &w.ready
                 && report.existing_keys.contains(&r.idempotency_key)
@@ -426,10 +441,19 @@ impl Campaigns {
             }
         }
         self.deliver(def, adapters, &mut work, now)?;
-        let updates: Vec<MemberUpdate> = work.into_iter().filter_map(|w| w.settled).collect();
+        let updates: Vec<MemberUpdate> = work.iter_mut().filter_map(|w| w.settled.take()).collect();
         self.store
             .update_members(&self.options.actor, &def.id, &updates, now_millis())?;
-        Ok(updates.iter().map(|u| u.outcome).collect())
+        let outcomes = updates.iter().map(|u| u.outcome).collect();
+        Ok((
+            outcomes,
+            Spent {
+                _records: records,
+                _entries: entries,
+                _work: work,
+                _updates: updates,
+            },
+        ))
     }
 
     /// A member whose dispatch is already in the ledger.
@@ -438,7 +462,7 @@ impl Campaigns {
         def: &CampaignDefinition,
         w: &mut Work,
         d: DispatchRecord,
-        records: &mut Vec<DecisionRecord>,
+        records: &mut Vec<SealedDecision>,
     ) -> Result<(), CampaignError> {
         w.member.dispatch = Some(d.dispatch.id.clone());
         w.member.channel = Some(d.dispatch.channel);
@@ -496,7 +520,7 @@ impl Campaigns {
                         w.settled = Some(settle(w, MemberOutcome::Suppressed, None));
                     }
                 }
-                records.push(decided.record);
+                records.push(seal(decided.record)?);
             }
         }
         Ok(())
@@ -514,7 +538,7 @@ impl Campaigns {
         key: &str,
         now: UnixMillis,
         population: &mut BTreeMap<Channel, ChannelPerformance>,
-        records: &mut Vec<DecisionRecord>,
+        records: &mut Vec<SealedDecision>,
         entries: &mut Vec<NewDispatch>,
     ) -> Result<(), CampaignError> {
         let Some(profile) = profile else {
@@ -640,7 +664,7 @@ impl Campaigns {
                         decision_id: decided.record.id.clone(),
                     });
                     entries.push(entry);
-                    records.push(decided.record);
+                    records.push(seal(decided.record)?);
                     break;
                 }
                 _ => {
@@ -648,7 +672,7 @@ impl Campaigns {
                         defer_to = Some(defer_to.map_or(at, |d: UnixMillis| d.min(at)));
                     }
                     w.reasons.push(blocked_reason(&decided.record));
-                    records.push(decided.record);
+                    records.push(seal(decided.record)?);
                 }
             }
         }
@@ -983,4 +1007,14 @@ impl Shown {
         s.eta_seconds = (s.rate_per_minute > 0).then(|| s.pending * 60 / s.rate_per_minute);
         Ok(&self.status)
     }
+}
+
+/// A decision with its canonical JSON, for the ledger.
+fn seal(record: DecisionRecord) -> Result<SealedDecision, CampaignError> {
+    SealedDecision::new(record).map_err(|e| {
+        CampaignError::Store(StoreError::Backend {
+            op: "serialize a gate decision",
+            message: e.to_string(),
+        })
+    })
 }
