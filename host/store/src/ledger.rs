@@ -554,34 +554,10 @@ fn set_state_in(
     // The usual case, one state to move from (queued -> sending, sending ->
     // sent): one conditional UPDATE. Only when it moves nothing is the row
     // read, to tell an unknown dispatch from one in another state.
-    if let [only] = from {
-        let moved = tx
-            .prepare_cached(
-                "UPDATE dispatch SET state = ?2, detail = ?3, updated_at = ?4
-                 WHERE id = ?1 AND state = ?5",
-            )
-            .and_then(|mut s| {
-                s.execute(params![id, to.as_str(), detail, audit.now(), only.as_str()])
-            })
-            .map_err(|e| {
-                StoreError::InvalidInput(format!(
-                    "dispatch `{id}` cannot go from {} to {}: {e}",
-                    only.as_str(),
-                    to.as_str()
-                ))
-            })?;
-        if moved == 1 {
-            audit.append(
-                tx,
-                NewAuditEntry::new(
-                    actor,
-                    format!("dispatch.{}", to.as_str()),
-                    id,
-                    json!({ "from": only.as_str(), "detail": detail }),
-                ),
-            )?;
-            return Ok(true);
-        }
+    if let [only] = from
+        && move_state(tx, audit, actor, id, *only, to, detail)?
+    {
+        return Ok(true);
     }
     let state: Option<String> = tx
         .prepare_cached("SELECT state FROM dispatch WHERE id = ?1")
@@ -596,8 +572,34 @@ fn set_state_in(
     if !from.contains(&current) {
         return Ok(false);
     }
-    tx.prepare_cached("UPDATE dispatch SET state = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![id, to.as_str(), detail, audit.now()]))
+    move_state(tx, audit, actor, id, current, to, detail)
+}
+
+/// Moves dispatch `id` from `current` to `to` if it is in `current`, with
+/// its audit entry; returns whether it moved.
+fn move_state(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    actor: &str,
+    id: &str,
+    current: DispatchState,
+    to: DispatchState,
+    detail: Option<&str>,
+) -> StoreResult<bool> {
+    let moved = tx
+        .prepare_cached(
+            "UPDATE dispatch SET state = ?2, detail = ?3, updated_at = ?4
+             WHERE id = ?1 AND state = ?5",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                to.as_str(),
+                detail,
+                audit.now(),
+                current.as_str()
+            ])
+        })
         .map_err(|e| {
             StoreError::InvalidInput(format!(
                 "dispatch `{id}` cannot go from {} to {}: {e}",
@@ -605,6 +607,9 @@ fn set_state_in(
                 to.as_str()
             ))
         })?;
+    if moved == 0 {
+        return Ok(false);
+    }
     audit.append(
         tx,
         NewAuditEntry::new(
