@@ -255,12 +255,42 @@ const SPECIALTIES: [(&str, &str, u32); 5] = [
     ("207RN0300X", "Nephrology", 10),
     ("207R00000X", "Internal Medicine", 10),
 ];
-const ZONES: [(&str, u32); 4] = [
+const ZONES: [(&str, u32); 8] = [
     ("America/New_York", 45),
     ("America/Chicago", 25),
     ("America/Denver", 10),
     ("America/Los_Angeles", 20),
+    ("America/Puerto_Rico", 3),
+    ("America/Anchorage", 2),
+    ("Pacific/Honolulu", 2),
+    ("Pacific/Guam", 2),
 ];
+
+/// The time zones of the sample world's HCPs: those of [`ZONES`] where it
+/// is working hours now. The demo runs its campaign to completion at once,
+/// and the policy's quiet hours (20:00-08:00 local) would hold every
+/// e-mail to an HCP whose evening it is; the demo shows them working. When
+/// it is night in all of them, one zone where it is midday.
+fn working_zones(now: UnixMillis) -> Vec<(String, u32)> {
+    let at = jiff::Timestamp::from_millisecond(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let open = |zone: &str| {
+        jiff::tz::TimeZone::get(zone)
+            .is_ok_and(|tz| (9..17).contains(&at.to_zoned_datetime(tz).hour()))
+    };
+    let zones: Vec<(String, u32)> = ZONES
+        .iter()
+        .filter(|(zone, _)| open(zone))
+        .map(|(zone, w)| ((*zone).to_owned(), *w))
+        .collect();
+    if !zones.is_empty() {
+        return zones;
+    }
+    // `Etc/GMT-N` is N hours east of UTC.
+    let hour = i32::from(jiff::tz::Offset::UTC.to_datetime(at).hour());
+    let east = (12 - hour + 36) % 24 - 12;
+    let sign = if east > 0 { '-' } else { '+' };
+    vec![(format!("Etc/GMT{sign}{}", east.abs()), 1)]
+}
 const FIRST: [&str; 12] = [
     "Ada", "Ben", "Chen", "Dana", "Eli", "Farah", "Grace", "Hiro", "Ines", "Jon", "Kemi", "Lena",
 ];
@@ -326,6 +356,7 @@ fn seed(store_arc: &Arc<dyn Store>, policies: &Path, n: usize) -> Result<Version
     let err = |e: omnigate_core::StoreError| Failure::Service(e.into());
     let now = now_millis();
     let mut rng = fastrand::Rng::with_seed(20_261_123);
+    let zones = working_zones(now_millis());
     let mut profiles = Vec::with_capacity(n);
     let mut consents = Vec::new();
     let mut events = Vec::new();
@@ -342,7 +373,7 @@ fn seed(store_arc: &Arc<dyn Store>, policies: &Path, n: usize) -> Result<Version
             code: code.into(),
             label: label.into(),
         });
-        p.time_zone = Some((*pick(&mut rng, &ZONES)).into());
+        p.time_zone = Some(pick(&mut rng, &zones).clone());
         p.language = Some("en-US".into());
         p.institution = Some(format!("St. Example Hospital {}", i % 150));
         p.assigned_reps = vec![format!("rep-{:02}", i % 40)];
@@ -725,4 +756,38 @@ fn feed_back(store: &dyn Store, id: &CampaignId, sink: &MailSink) -> Result<usiz
             .map_err(err)?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::working_zones;
+
+    #[test]
+    fn the_sample_world_is_at_work_whatever_the_hour() {
+        // 2026-12-08 00:00 UTC, then every hour of the day (and one in
+        // summer time).
+        for start in [1_796_688_000_000_i64, 1_783_296_000_000] {
+            for h in 0..24 {
+                let now = start + h * 3_600_000;
+                let zones = working_zones(now);
+                assert!(!zones.is_empty(), "hour {h}");
+                let at = jiff::Timestamp::from_millisecond(now).unwrap();
+                for (zone, _) in &zones {
+                    let tz = jiff::tz::TimeZone::get(zone).unwrap();
+                    let local = at.to_zoned_datetime(tz).hour();
+                    assert!(
+                        (9..17).contains(&local),
+                        "{zone} at {local}:00, UTC hour {h}"
+                    );
+                }
+            }
+        }
+        // US zones when it is a working day there: 15:00 UTC is 10:00 in
+        // New York in December.
+        let zones = working_zones(1_796_688_000_000 + 15 * 3_600_000);
+        assert!(
+            zones.iter().any(|(z, _)| z == "America/New_York"),
+            "{zones:?}"
+        );
+    }
 }
